@@ -1,0 +1,150 @@
+"""``serve()``: index the function app, then run it under uvicorn until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from devhost.asgi import FunctionsApp
+from devhost.banner import render_functions
+from devhost.errors import DevhostError
+from devhost.hostjson import read_route_prefix
+from devhost.indexing import HttpTrigger, IndexedFunction, index_functions
+from devhost.invoker import Invoker, thread_count
+from devhost.routing import Router, RouteTemplate, full_template
+from devhost.settings import apply_local_settings
+from devhost.timers import TimerScheduler
+
+logger = logging.getLogger("devhost")
+
+# How long in-flight requests, then running timer functions, may take to finish at shutdown.
+GRACE_SECONDS = 5
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening now; with port 0 only the socket knows the real port
+            self._on_started(int(self.servers[0].sockets[0].getsockname()[1]))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the captured signal once it has shut down, which turns a graceful
+        # stop into death by SIGTERM or a KeyboardInterrupt; a clean stop should exit 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _configure_logging() -> None:
+    # A no-op when the caller (manage.py) has configured logging already.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[%(asctime)s] %(message)s")
+    logger.setLevel(logging.INFO)
+
+
+def _router(functions: Sequence[IndexedFunction], route_prefix: str) -> Router[IndexedFunction]:
+    routes: list[tuple[RouteTemplate, tuple[str, ...] | None, IndexedFunction]] = []
+    for function in functions:
+        trigger = function.trigger
+        if not isinstance(trigger, HttpTrigger) or function.disabled:
+            continue
+        template = full_template(route_prefix, trigger.route)
+        try:
+            routes.append((RouteTemplate(template), trigger.methods, function))
+        except ValueError as exc:
+            raise DevhostError(
+                f"Function '{function.name}': invalid route template '{template}': {exc}"
+            ) from None
+        if trigger.auth_level != "ANONYMOUS":
+            logger.info(
+                "'%s' has authLevel %s; like func start, devhost does not check keys",
+                function.name,
+                trigger.auth_level,
+            )
+    return Router(routes)
+
+
+def _display_host(host: str) -> str:
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - naming the wildcard, not binding to it
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(
+    app_module: str = "function_app",
+    host: str = "127.0.0.1",
+    port: int = 7071,
+    settings_file: str | Path = "local.settings.json",
+    host_json: str | Path = "host.json",
+) -> int:
+    """Run the app's functions until SIGINT/SIGTERM; the process exit code.
+
+    Paths are relative to the current directory, the project root, which is also put on
+    ``sys.path`` the way the worker adds the script root.
+    """
+    _configure_logging()
+    try:
+        # Settings go into the environment first: the app reads them at import.
+        apply_local_settings(Path(settings_file))
+        route_prefix = read_route_prefix(Path(host_json))
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        functions = index_functions(app_module)
+        router = _router(functions, route_prefix)
+    except DevhostError as exc:
+        logger.error("%s", exc, exc_info=exc.__cause__)
+        return 1
+
+    invoker = Invoker(thread_count())
+    app = FunctionsApp(router, invoker, TimerScheduler(functions, invoker), GRACE_SECONDS)
+
+    def announce(bound_port: int) -> None:
+        base_url = f"http://{_display_host(host)}:{bound_port}"
+        print(render_functions(functions, base_url, route_prefix), flush=True)
+        logger.info("Thread pool: %d worker thread(s)", invoker.max_workers)
+        print(f"Host started on {base_url}", flush=True)
+
+    return _run(app, host, port, announce)
+
+
+def _run(app: FunctionsApp, host: str, port: int, on_started: Callable[[int], None]) -> int:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        interface="asgi3",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,  # a local host has no proxy to trust, and the app stays raw ASGI
+        server_header=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
+    try:
+        _Server(config, on_started).run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind the port
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0

@@ -1,0 +1,111 @@
+"""SQLAlchemy engine (one per process, created on first use) and per-invocation sessions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+
+
+def build_engine(settings: Settings) -> Engine:
+    """An engine configured from settings: pooled PostgreSQL (psycopg 3) or a SQLite file."""
+    if settings.is_sqlite:
+        engine = create_engine(
+            settings.database_url,
+            connect_args={"check_same_thread": False, "timeout": 15},
+            pool_pre_ping=True,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        "application_name": f"stratus-{settings.app_version}"[:63],
+    }
+    if settings.db_pgbouncer:
+        # PgBouncer in transaction mode hands each transaction a different server connection,
+        # so server-side prepared statements must never be created.
+        connect_args["prepare_threshold"] = None
+    return create_engine(
+        settings.database_url,
+        connect_args=connect_args,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def get_engine() -> Engine:
+    global _engine, _sessions
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                engine = build_engine(get_settings())
+                _sessions = sessionmaker(engine, expire_on_commit=False)
+                _engine = engine
+    return _engine
+
+
+def new_session() -> Session:
+    get_engine()
+    assert _sessions is not None
+    return _sessions()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error (CLI and background work)."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_engine() -> None:
+    """Drop the pool (tests, and after settings change)."""
+    global _engine, _sessions
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _sessions = None
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why the database cannot answer, if ``exc`` says so; None for any other error."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "connection pool exhausted"
+    if isinstance(exc, sa_exc.OperationalError):
+        return "database unavailable"
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return "database connection lost"
+    return None

@@ -1,0 +1,473 @@
+"""Request parsing, JSON and error responses, CORS, and the route wrapper.
+
+This is the only shared module that knows Azure Functions types. ``route`` registers a handler
+``def handler(req: ApiRequest) -> result`` as a Functions HTTP trigger whose Python signature is
+exactly the binding signature the worker checks: ``(req: func.HttpRequest, context:
+func.Context) -> func.HttpResponse``. It deliberately does not chain ``__wrapped__`` (the worker's
+``inspect.signature`` would follow it to the handler and reject the function).
+
+Heavy modules (pydantic, SQLAlchemy, security) are imported on first use, not at import, so
+indexing stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import azure.functions as func
+
+from shared.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, TypeAdapter
+    from sqlalchemy.orm import Session
+
+    from shared.schemas import UserPublic
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+RETRY_AFTER_SECONDS = "5"
+CORS_MAX_AGE_SECONDS = "600"
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-Requested-With"
+UNAVAILABLE = "Service temporarily unavailable"
+
+Auth = Literal["public", "user", "superuser"]
+ModelT = TypeVar("ModelT", bound="BaseModel")
+Handler = Callable[["ApiRequest"], Any]
+
+
+class HTTPError(Exception):
+    """An error response: ``{"detail": detail}`` with ``status_code``."""
+
+    def __init__(
+        self, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str) -> HTTPError:
+    """A 422 in FastAPI's shape, each ``loc`` starting with ``prefix`` (body, query, path)."""
+    detail = []
+    for error in errors:
+        item: dict[str, Any] = {
+            "type": error["type"],
+            "loc": [prefix, *error.get("loc", ())],
+            "msg": error["msg"],
+            "input": _jsonable(error.get("input")),
+        }
+        if error.get("ctx"):
+            item["ctx"] = {k: _jsonable(v) for k, v in error["ctx"].items()}
+        detail.append(item)
+    return HTTPError(422, detail)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dump_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
+
+
+@dataclass
+class Reply:
+    """A response other than a plain 200 JSON document."""
+
+    content: Any = None
+    status_code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What the OpenAPI document and CORS need to know about one registered route."""
+
+    path: str  # the contract's canonical form, e.g. "api/v1/users/"
+    template: str  # the Functions route template: no trailing slash, which routing ignores
+    method: str
+    name: str
+    operation_id: str
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    auth: Auth
+    body: str | None
+    body_media: str
+    query: str | None
+    path_params: Mapping[str, str]
+    response: str | None
+    response_media: str
+    status_code: int
+    errors: tuple[int, ...]
+    requires_config: bool
+
+
+ROUTES: list[RouteSpec] = []
+_TEMPLATES_WITH_OPTIONS: set[str] = set()
+
+
+class ApiRequest:
+    """One invocation's request, with typed accessors that raise 4xx on bad input."""
+
+    def __init__(self, raw: func.HttpRequest, invocation_id: str, settings: Settings) -> None:
+        self.raw = raw
+        self.invocation_id = invocation_id
+        self.settings = settings
+        self._user: UserPublic | None = None
+        self._session: Session | None = None
+
+    @property
+    def method(self) -> str:
+        return str(self.raw.method)
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self.raw.headers.get(name)
+        return value
+
+    @property
+    def user(self) -> UserPublic:
+        if self._user is None:
+            raise RuntimeError("route declared auth='public' but reads req.user")
+        return self._user
+
+    @user.setter
+    def user(self, user: UserPublic) -> None:
+        self._user = user
+
+    @property
+    def db(self) -> Session:
+        """The invocation's database session, opened on first use and closed by the wrapper."""
+        if self._session is None:
+            from shared.db import new_session
+
+            self._session = new_session()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def path_param(self, name: str) -> str:
+        value: str | None = self.raw.route_params.get(name)
+        if value is None:
+            raise validation_error(
+                [{"type": "missing", "loc": (name,), "msg": "Field required", "input": None}],
+                "path",
+            )
+        _reject_nul(value, "path", name)
+        return value
+
+    def path_uuid(self, name: str) -> uuid.UUID:
+        value = self.path_param(name)
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+        from pydantic import ValidationError
+
+        try:  # pydantic's message, exactly as FastAPI reports a malformed UUID
+            return _uuid_adapter().validate_python(value)
+        except ValidationError as exc:
+            raise validation_error(
+                [{**error, "loc": (name,)} for error in exc.errors(include_url=False)], "path"
+            ) from None
+
+    def query(self, model: type[ModelT]) -> ModelT:
+        return _validate(model, dict(self.raw.params), "query")
+
+    def json(self, model: type[ModelT]) -> ModelT:
+        body = self.raw.get_body()
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type and not (
+            content_type == "application/json" or content_type.endswith("+json")
+        ):
+            raise HTTPError(415, f"Unsupported media type {content_type!r}: send application/json")
+        if not body.strip():
+            raise validation_error(
+                [{"type": "missing", "loc": (), "msg": "Field required", "input": None}], "body"
+            )
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            raise validation_error(exc.errors(include_url=False), "body") from None
+
+    def form(self, model: type[ModelT]) -> ModelT:
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            try:
+                text = self.raw.get_body().decode("utf-8")
+            except UnicodeDecodeError:
+                raise HTTPError(400, "Form body is not valid UTF-8") from None
+            data: dict[str, str] = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        elif content_type == "multipart/form-data":
+            data = {key: self.raw.form[key] for key in self.raw.form}
+        else:
+            raise HTTPError(
+                415,
+                "Unsupported media type: send application/x-www-form-urlencoded "
+                "or multipart/form-data",
+            )
+        return _validate(model, data, "body")
+
+
+@functools.cache
+def _uuid_adapter() -> TypeAdapter[uuid.UUID]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(uuid.UUID)
+
+
+def _reject_nul(value: str, prefix: str, name: str) -> None:
+    if "\x00" in value:
+        raise validation_error(
+            [
+                {
+                    "type": "string_nul",
+                    "loc": (name,),
+                    "msg": "String should not contain NUL characters",
+                    "input": value,
+                }
+            ],
+            prefix,
+        )
+
+
+def _validate(model: type[ModelT], data: Mapping[str, Any], prefix: str) -> ModelT:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(include_url=False), prefix) from None
+
+
+def _render(result: Any, status_code: int) -> func.HttpResponse:
+    reply = result if isinstance(result, Reply) else Reply(result, status_code)
+    content = reply.content
+    if reply.media_type != "application/json":
+        body = content.encode() if isinstance(content, str) else bytes(content or b"")
+    elif hasattr(content, "model_dump_json"):
+        body = content.model_dump_json().encode()
+    else:
+        body = dump_json(content)
+    return func.HttpResponse(
+        body=body,
+        status_code=reply.status_code,
+        headers=reply.headers,
+        mimetype=reply.media_type,
+        charset="utf-8",
+    )
+
+
+def error_response(
+    status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=dump_json({"detail": detail}),
+        status_code=status_code,
+        headers=dict(headers or {}),
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def _allowed_origin(origin: str | None, settings: Settings) -> str | None:
+    if not origin:
+        return None
+    if origin in settings.cors_origins:
+        return origin
+    if "*" in settings.cors_origins:
+        return "*"
+    return None
+
+
+def _apply_cors(response: func.HttpResponse, origin: str | None, settings: Settings) -> None:
+    allowed = _allowed_origin(origin, settings)
+    response.headers["Vary"] = "Origin"
+    if allowed is None:
+        return
+    response.headers["Access-Control-Allow-Origin"] = allowed
+    if settings.cors_allow_credentials:
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+
+
+def _methods_for(template: str) -> list[str]:
+    methods = sorted({spec.method for spec in ROUTES if spec.template == template})
+    return [*methods, "OPTIONS"]
+
+
+def _preflight(raw: func.HttpRequest, template: str, settings: Settings) -> func.HttpResponse:
+    origin = raw.headers.get("origin")
+    requested = raw.headers.get("access-control-request-method")
+    methods = _methods_for(template)
+    if not origin or not requested:
+        return func.HttpResponse(status_code=204, headers={"Allow": ", ".join(methods)})
+    if _allowed_origin(origin, settings) is None:
+        return error_response(400, "Disallowed CORS origin")
+    if requested.upper() not in methods:
+        return error_response(400, "Disallowed CORS method")
+    return func.HttpResponse(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Methods": ", ".join(methods),
+            "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE_SECONDS,
+        },
+    )
+
+
+def _database_unavailable(exc: BaseException) -> str | None:
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from shared.db import unavailable_reason
+
+    return unavailable_reason(exc)
+
+
+def _invoke(
+    spec: RouteSpec, handler: Handler, raw: func.HttpRequest, invocation_id: str
+) -> func.HttpResponse:
+    settings = get_settings()
+    if raw.method == "OPTIONS":
+        response = _preflight(raw, spec.template, settings)
+        _apply_cors(response, raw.headers.get("origin"), settings)
+        return response
+    req = ApiRequest(raw, invocation_id, settings)
+    started = time.perf_counter()
+    try:
+        if spec.requires_config and settings.errors:
+            raise HTTPError(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
+        if len(raw.get_body()) > MAX_BODY_BYTES:
+            raise HTTPError(413, f"Request body too large: the limit is {MAX_BODY_BYTES} bytes")
+        if spec.auth != "public":
+            from shared.security import authorize
+
+            authorize(req, superuser=spec.auth == "superuser")
+        response = _render(handler(req), spec.status_code)
+    except HTTPError as exc:
+        response = error_response(exc.status_code, exc.detail, exc.headers)
+    except Exception as exc:
+        reason = _database_unavailable(exc)
+        if reason is not None:
+            logger.error(
+                "%s: %s (%s, invocation %s)", reason, type(exc).__name__, spec.name, invocation_id
+            )
+            response = error_response(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
+        else:
+            logger.exception("Unhandled error in %s (invocation %s)", spec.name, invocation_id)
+            response = error_response(500, "Internal Server Error")
+    finally:
+        req.close()
+    _apply_cors(response, raw.headers.get("origin"), settings)
+    logger.debug(
+        "%s %s -> %s in %.1f ms",
+        spec.method,
+        spec.path,
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+    )
+    return response
+
+
+def route(
+    bp: func.Blueprint,
+    path: str,
+    method: str,
+    *,
+    operation_id: str,
+    summary: str,
+    description: str = "",
+    tags: Iterable[str] = (),
+    auth: Auth = "public",
+    body: str | None = None,
+    body_media: str = "application/json",
+    query: str | None = None,
+    path_params: Mapping[str, str] | None = None,
+    response: str | None = None,
+    response_media: str = "application/json",
+    status_code: int = 200,
+    errors: Iterable[int] = (),
+    requires_config: bool = True,
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
+
+    ``path`` is written as the contract writes it (``api/v1/users/``); the Functions route is
+    registered without the trailing slash, and both forms reach the handler, as Azure routes them.
+
+    ``body``, ``query`` and ``response`` name models in ``shared.schemas`` (names, so that
+    indexing does not import pydantic); the OpenAPI document resolves them.
+    """
+
+    def decorate(handler: Handler) -> Handler:
+        template = path.strip("/")
+        spec = RouteSpec(
+            path=path,
+            template=template,
+            method=method.upper(),
+            name=handler.__name__,
+            operation_id=operation_id,
+            summary=summary,
+            description=description or (handler.__doc__ or "").strip(),
+            tags=tuple(tags),
+            auth=auth,
+            body=body,
+            body_media=body_media,
+            query=query,
+            path_params=dict(path_params or {}),
+            response=response,
+            response_media=response_media,
+            status_code=status_code,
+            errors=tuple(errors),
+            requires_config=requires_config,
+        )
+        ROUTES.append(spec)
+        methods = [spec.method]
+        # One function per route template answers OPTIONS, so preflights are never ambiguous.
+        if template not in _TEMPLATES_WITH_OPTIONS:
+            _TEMPLATES_WITH_OPTIONS.add(template)
+            methods.append("OPTIONS")
+
+        def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+            return _invoke(spec, handler, req, context.invocation_id)
+
+        function.__name__ = handler.__name__
+        function.__qualname__ = handler.__qualname__
+        function.__doc__ = handler.__doc__
+        bp.route(route=template, methods=methods, auth_level=func.AuthLevel.ANONYMOUS)(function)
+        return handler
+
+    return decorate

@@ -1,0 +1,225 @@
+"""Readiness checks with deadlines: database, migrations, cache and config.
+
+A round runs every check concurrently, each in its own thread, and waits for them under one
+budget (``READINESS_TIMEOUT_MS``). A check that has not answered by then fails as timed out; its
+thread is left to finish on its own, and no second copy of that check starts until it does, so a
+hung dependency costs one thread, not one per probe. The result is cached for
+``READINESS_CACHE_MS`` and only one round is in flight at a time: a burst of probes costs one
+round of checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from shared.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["pass", "warn", "fail"]
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    status: Status
+    reason: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: Mapping[str, CheckResult]
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def ok(self) -> bool:
+        return all(result.status != "fail" for result in self.checks.values())
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "not_ready"
+        if any(result.status == "warn" for result in self.checks.values()):
+            return "degraded"
+        return "ready"
+
+    def public(self) -> dict[str, object]:
+        """Statuses only: no reasons, latencies or addresses for anonymous callers."""
+        return {
+            "status": self.status,
+            "checks": {name: result.status for name, result in self.checks.items()},
+        }
+
+    def detailed(self) -> dict[str, object]:
+        return {
+            **self.public(),
+            "checked_at": self.checked_at.isoformat(),
+            "details": {
+                name: {"latency_ms": round(result.latency_ms, 2), "reason": result.reason}
+                for name, result in self.checks.items()
+            },
+        }
+
+
+Check = Callable[[], CheckResult]
+
+
+class ReadinessProbe:
+    def __init__(
+        self,
+        checks: Mapping[str, Check],
+        budget_seconds: float,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checks = dict(checks)
+        self._budget = budget_seconds
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, Report] | None = None
+        self._round: Future[Report] | None = None
+        self._running: dict[str, Future[CheckResult]] = {}
+        # Enough threads for one hung copy of every check plus a fresh round.
+        self._pool = ThreadPoolExecutor(
+            max_workers=2 * len(self._checks) or 1, thread_name_prefix="readiness"
+        )
+        self.rounds = 0
+
+    def report(self) -> Report:
+        with self._lock:
+            if self._cached and self._clock() - self._cached[0] < self._cache_seconds:
+                return self._cached[1]
+            in_flight = self._round
+            if in_flight is None:
+                self._round = Future()
+        if in_flight is not None:
+            return in_flight.result()
+        report = self._run_round()
+        with self._lock:
+            self._cached = (self._clock(), report)
+            finished, self._round = self._round, None
+        assert finished is not None
+        finished.set_result(report)
+        return report
+
+    def _run_round(self) -> Report:
+        self.rounds += 1
+        started = time.perf_counter()
+        futures: dict[str, Future[CheckResult]] = {}
+        results: dict[str, CheckResult] = {}
+        for name, check in self._checks.items():
+            previous = self._running.get(name)
+            if previous is not None and not previous.done():
+                results[name] = CheckResult("fail", "previous check still running")
+                continue
+            futures[name] = self._running[name] = self._pool.submit(_timed, check)
+        wait(futures.values(), timeout=self._budget)
+        for name, future in futures.items():
+            if not future.done():
+                results[name] = CheckResult(
+                    "fail", "timed out", (time.perf_counter() - started) * 1000
+                )
+            else:
+                try:
+                    results[name] = future.result()
+                except Exception as exc:  # a check's own bug must not break the probe
+                    results[name] = CheckResult("fail", type(exc).__name__)
+        ordered = {name: results[name] for name in self._checks}
+        for name, result in ordered.items():
+            if result.status != "pass":
+                logger.warning("readiness %s: %s (%s)", name, result.status, result.reason)
+        return Report(ordered)
+
+
+def _timed(check: Check) -> CheckResult:
+    started = time.perf_counter()
+    result = check()
+    return CheckResult(result.status, result.reason, (time.perf_counter() - started) * 1000)
+
+
+def check_config(settings: Settings) -> CheckResult:
+    if settings.errors:
+        return CheckResult("fail", "; ".join(settings.errors))
+    return CheckResult("pass")
+
+
+def check_database() -> CheckResult:
+    from sqlalchemy import text
+
+    from shared.db import get_engine
+
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return CheckResult("fail", type(exc).__name__)
+    return CheckResult("pass")
+
+
+@functools.cache
+def expected_heads() -> frozenset[str]:
+    """The Alembic head revisions shipped with this build (read once, from the scripts)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def check_migrations() -> CheckResult:
+    from sqlalchemy import text
+
+    from shared.db import get_engine
+
+    try:
+        with get_engine().connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            current = frozenset(rows)
+    except Exception as exc:
+        return CheckResult("fail", f"cannot read alembic_version ({type(exc).__name__})")
+    expected = expected_heads()
+    if current != expected:
+        return CheckResult(
+            "fail", f"schema at {sorted(current) or 'base'}, code expects {sorted(expected)}"
+        )
+    return CheckResult("pass")
+
+
+def check_cache() -> CheckResult:
+    """Redis down is only a warning: the in-process fallback keeps serving. Also a reconnect try."""
+    from shared.cache import get_cache
+
+    if get_cache().ping():
+        return CheckResult("pass")
+    return CheckResult("warn", "Redis unreachable; serving from the in-process cache")
+
+
+def build_probe(settings: Settings) -> ReadinessProbe:
+    checks: dict[str, Check] = {
+        "database": check_database,
+        "migrations": check_migrations,
+    }
+    if settings.redis_url:
+        checks["cache"] = check_cache
+    checks["config"] = functools.partial(check_config, settings)
+    return ReadinessProbe(
+        checks,
+        budget_seconds=settings.readiness_timeout_ms / 1000,
+        cache_seconds=settings.readiness_cache_ms / 1000,
+    )
+
+
+@functools.cache
+def get_probe() -> ReadinessProbe:
+    return build_probe(get_settings())

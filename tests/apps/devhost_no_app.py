@@ -1,0 +1,3 @@
+"""A module without a function app."""
+
+GREETING = "no FunctionApp here"

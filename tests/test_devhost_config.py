@@ -1,0 +1,109 @@
+"""devhost's reading of local.settings.json, host.json and the app settings it honours."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devhost.errors import DevhostError
+from devhost.hostjson import read_route_prefix
+from devhost.invoker import thread_count
+from devhost.settings import (
+    UnresolvedSetting,
+    apply_local_settings,
+    is_disabled,
+    resolve_references,
+)
+
+
+def test_local_settings_fill_the_environment_without_overriding_it(tmp_path):
+    path = tmp_path / "local.settings.json"
+    values = {"FROM_FILE": "file", "PRESET": "file", "COUNT": 3, "FLAG": True, "NOTHING": None}
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    environ = {"PRESET": "environment"}
+    apply_local_settings(path, environ)
+    assert environ == {"FROM_FILE": "file", "PRESET": "environment", "COUNT": "3", "FLAG": "true"}
+
+
+def test_a_missing_local_settings_file_is_fine(tmp_path, caplog):
+    environ: dict[str, str] = {}
+    with caplog.at_level("INFO", logger="devhost"):
+        apply_local_settings(tmp_path / "absent.json", environ)
+    assert environ == {}
+    assert "not found" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"Values": {', "is not valid JSON"),
+        ('{"Values": []}', "'Values' must be a JSON object"),
+        ('{"Values": {"A": {"nested": 1}}}', "value of 'A' must be a string"),
+        ('{"IsEncrypted": true, "Values": {}}', "is encrypted"),
+    ],
+)
+def test_a_malformed_local_settings_file_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "local.settings.json"
+    path.write_text(text)
+    with pytest.raises(DevhostError, match=message):
+        apply_local_settings(path, {})
+
+
+@pytest.mark.parametrize(
+    ("document", "prefix"),
+    [
+        ({"extensions": {"http": {"routePrefix": ""}}}, ""),
+        ({"extensions": {"http": {"routePrefix": "/custom/"}}}, "custom"),
+        ({"extensions": {"http": {}}}, "api"),
+        ({"version": "2.0"}, "api"),
+    ],
+)
+def test_route_prefix_comes_from_host_json_with_the_hosts_default(tmp_path, document, prefix):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps(document))
+    assert read_route_prefix(path) == prefix
+
+
+def test_a_missing_host_json_uses_the_default_prefix(tmp_path):
+    assert read_route_prefix(tmp_path / "host.json") == "api"
+
+
+def test_a_malformed_host_json_is_a_clear_error(tmp_path):
+    path = tmp_path / "host.json"
+    path.write_text("{")
+    with pytest.raises(DevhostError, match="is not valid JSON"):
+        read_route_prefix(path)
+
+
+def test_binding_expressions_resolve_from_app_settings():
+    environ = {"SCHEDULE": "*/5 * * * * *", "DAY": "1"}
+    assert resolve_references("%SCHEDULE%", environ) == "*/5 * * * * *"
+    assert resolve_references("0 0 0 %DAY% * *", environ) == "0 0 0 1 * *"
+    with pytest.raises(UnresolvedSetting, match="'%MISSING%' does not resolve to a value"):
+        resolve_references("%MISSING%", environ)
+
+
+@pytest.mark.parametrize(
+    ("environ", "disabled"),
+    [
+        ({"AzureWebJobs.tick.Disabled": "true"}, True),
+        ({"AzureWebJobs__tick__Disabled": "1"}, True),
+        ({"AZUREWEBJOBS.TICK.DISABLED": "True"}, True),
+        ({"AzureWebJobs.tick.Disabled": "false"}, False),
+        ({"AzureWebJobs.other.Disabled": "true"}, False),
+        ({}, False),
+    ],
+)
+def test_functions_are_disabled_by_app_setting(environ, disabled):
+    assert is_disabled("tick", environ) is disabled
+
+
+def test_thread_pool_size_follows_the_worker(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert thread_count({}) == 6
+    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "3"}) == 3
+    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "0"}) == 6
+    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "many"}) == 6
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert thread_count({}) == 32
