@@ -6,7 +6,20 @@ SQLAlchemy, pydantic, the cache and telemetry on first use.
 
 import azure.functions as func
 
-from blueprints import health
+from blueprints import health, items, login, private, users, utils
+from shared.config import get_settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(health.bp)
+
+for blueprint in (
+    health.bp,
+    login.bp,
+    users.bp,
+    items.bp,
+    utils.bp,
+):
+    app.register_functions(blueprint)
+
+# The frontend's end-to-end tests create users through this route; it exists in development only.
+if get_settings().environment == "development":
+    app.register_functions(private.bp)

@@ -1,0 +1,138 @@
+"""Items: each user's own; superusers see and change all."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.http import ApiRequest, HTTPError, route
+from shared.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from shared import crud, models, reads, schemas
+else:
+    crud = lazy_import("shared.crud")
+    reads = lazy_import("shared.reads")
+    schemas = lazy_import("shared.schemas")
+
+bp = func.Blueprint()
+
+ITEM_NOT_FOUND = "Item not found"
+NOT_ENOUGH_PERMISSIONS = "Not enough permissions"
+
+
+@route(
+    bp,
+    "api/v1/items/",
+    "GET",
+    operation_id="items-read_items",
+    summary="Read Items",
+    tags=["items"],
+    auth="user",
+    query="Page",
+    response="ItemsPublic",
+)
+def read_items(req: ApiRequest) -> dict[str, Any]:
+    """Retrieve items."""
+    page = req.query(schemas.Page)
+    owner_id = None if req.user.is_superuser else req.user.id
+    return reads.item_page(req.db, owner_id, page)
+
+
+@route(
+    bp,
+    "api/v1/items/",
+    "POST",
+    operation_id="items-create_item",
+    summary="Create Item",
+    tags=["items"],
+    auth="user",
+    body="ItemCreate",
+    response="ItemPublic",
+)
+def create_item(req: ApiRequest) -> schemas.ItemPublic:
+    """Create new item."""
+    body = req.json(schemas.ItemCreate)
+    item = crud.create_item(req.db, req.user.id, body.title, body.description)
+    reads.item_changed(item)
+    return schemas.ItemPublic.model_validate(item)
+
+
+@route(
+    bp,
+    "api/v1/items/{id}",
+    "GET",
+    operation_id="items-read_item",
+    summary="Read Item",
+    tags=["items"],
+    auth="user",
+    path_params={"id": "uuid"},
+    response="ItemPublic",
+    errors=(404,),
+)
+def read_item(req: ApiRequest) -> dict[str, Any]:
+    """Get item by ID."""
+    item = reads.item(req.db, req.path_uuid("id"))
+    if item is None:
+        raise HTTPError(404, ITEM_NOT_FOUND)
+    _check_owner(req, uuid.UUID(item["owner_id"]))
+    return item
+
+
+@route(
+    bp,
+    "api/v1/items/{id}",
+    "PUT",
+    operation_id="items-update_item",
+    summary="Update Item",
+    tags=["items"],
+    auth="user",
+    path_params={"id": "uuid"},
+    body="ItemUpdate",
+    response="ItemPublic",
+    errors=(404,),
+)
+def update_item(req: ApiRequest) -> schemas.ItemPublic:
+    """Update an item."""
+    item_id = req.path_uuid("id")
+    body = req.json(schemas.ItemUpdate)
+    item = _owned_item(req, item_id)
+    crud.update_item(req.db, item, body.changes())
+    reads.item_changed(item)
+    return schemas.ItemPublic.model_validate(item)
+
+
+@route(
+    bp,
+    "api/v1/items/{id}",
+    "DELETE",
+    operation_id="items-delete_item",
+    summary="Delete Item",
+    tags=["items"],
+    auth="user",
+    path_params={"id": "uuid"},
+    response="Message",
+    errors=(404,),
+)
+def delete_item(req: ApiRequest) -> schemas.Message:
+    """Delete an item."""
+    item = _owned_item(req, req.path_uuid("id"))
+    crud.delete_item(req.db, item)
+    reads.item_changed(item)
+    return schemas.Message(message="Item deleted successfully")
+
+
+def _check_owner(req: ApiRequest, owner_id: uuid.UUID) -> None:
+    if not req.user.is_superuser and owner_id != req.user.id:
+        raise HTTPError(403, NOT_ENOUGH_PERMISSIONS)
+
+
+def _owned_item(req: ApiRequest, item_id: uuid.UUID) -> models.Item:
+    """The item to change: 404 when it does not exist, then 403 when it is not the caller's."""
+    item = crud.get_item(req.db, item_id)
+    if item is None:
+        raise HTTPError(404, ITEM_NOT_FOUND)
+    _check_owner(req, item.owner_id)
+    return item

@@ -1,0 +1,134 @@
+"""Sign-in with a password, token check, and password recovery by mail."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.http import ApiRequest, HTTPError, Reply, route
+from shared.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from shared import crud, email, reads, schemas, security
+else:
+    crud = lazy_import("shared.crud")
+    email = lazy_import("shared.email")
+    reads = lazy_import("shared.reads")
+    schemas = lazy_import("shared.schemas")
+    security = lazy_import("shared.security")
+
+bp = func.Blueprint()
+
+RECOVERY_SENT = "If that email is registered, we sent a password recovery link"
+INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
+
+
+@route(
+    bp,
+    "api/v1/login/access-token",
+    "POST",
+    operation_id="login-login_access_token",
+    summary="Login Access Token",
+    tags=["login"],
+    body="LoginForm",
+    body_media="application/x-www-form-urlencoded",
+    response="Token",
+    errors=(400,),
+)
+def login_access_token(req: ApiRequest) -> schemas.Token:
+    """OAuth2 compatible token login, get an access token for future requests"""
+    form = req.form(schemas.LoginForm)
+    user = crud.authenticate(req.db, schemas.normalize_email(form.username), form.password)
+    if user is None:
+        raise HTTPError(400, "Incorrect email or password")
+    if not user.is_active:
+        raise HTTPError(400, "Inactive user")
+    return schemas.Token(access_token=security.create_access_token(user.id, req.settings))
+
+
+@route(
+    bp,
+    "api/v1/login/test-token",
+    "POST",
+    operation_id="login-test_token",
+    summary="Test Token",
+    tags=["login"],
+    auth="user",
+    response="UserPublic",
+)
+def test_token(req: ApiRequest) -> schemas.UserPublic:
+    """Test access token"""
+    return req.user
+
+
+@route(
+    bp,
+    "api/v1/password-recovery/{email}",
+    "POST",
+    operation_id="login-recover_password",
+    summary="Recover Password",
+    tags=["login"],
+    path_params={"email": "string"},
+    response="Message",
+)
+def recover_password(req: ApiRequest) -> schemas.Message:
+    """Password Recovery"""
+    address = schemas.normalize_email(req.path_param("email"))
+    user = crud.get_user_by_email(req.db, address)
+    if user is not None:
+        token = security.create_password_reset_token(user.email, user.hashed_password, req.settings)
+        message = email.reset_password_email(req.settings, user.email, token)
+        email.send_in_background(req.settings, user.email, message)
+    return schemas.Message(message=RECOVERY_SENT)
+
+
+@route(
+    bp,
+    "api/v1/reset-password/",
+    "POST",
+    operation_id="login-reset_password",
+    summary="Reset Password",
+    tags=["login"],
+    body="NewPassword",
+    response="Message",
+    errors=(400,),
+)
+def reset_password(req: ApiRequest) -> schemas.Message:
+    """Reset password"""
+    body = req.json(schemas.NewPassword)
+    try:
+        claims = security.decode_password_reset_token(body.token, req.settings)
+    except security.InvalidToken:
+        raise HTTPError(400, INVALID_TOKEN) from None
+    user = crud.get_user_by_email(req.db, claims.email)
+    # The fingerprint changes with the password, so a token works once.
+    if user is None or security.password_fingerprint(user.hashed_password) != claims.fingerprint:
+        raise HTTPError(400, INVALID_TOKEN)
+    if not user.is_active:
+        raise HTTPError(400, "Inactive user")
+    crud.set_password(req.db, user, body.new_password)
+    reads.user_changed(user.id)
+    return schemas.Message(message="Password updated successfully")
+
+
+@route(
+    bp,
+    "api/v1/password-recovery-html-content/{email}",
+    "POST",
+    operation_id="login-recover_password_html_content",
+    summary="Recover Password Html Content",
+    tags=["login"],
+    auth="superuser",
+    path_params={"email": "string"},
+    response_media="text/html",
+    errors=(404,),
+)
+def recover_password_html_content(req: ApiRequest) -> Reply:
+    """HTML Content for Password Recovery"""
+    user = crud.get_user_by_email(req.db, schemas.normalize_email(req.path_param("email")))
+    if user is None:
+        raise HTTPError(404, "The user with this username does not exist in the system.")
+    token = security.create_password_reset_token(user.email, user.hashed_password, req.settings)
+    message = email.reset_password_email(req.settings, user.email, token)
+    return Reply(message.html, media_type="text/html", headers={"subject": message.subject})

@@ -1,0 +1,75 @@
+"""Utilities of the contract (test mail, health check) and the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.http import ApiRequest, HTTPError, route
+from shared.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from shared import email, openapi, schemas
+else:
+    email = lazy_import("shared.email")
+    openapi = lazy_import("shared.openapi")
+    schemas = lazy_import("shared.schemas")
+
+bp = func.Blueprint()
+logger = logging.getLogger(__name__)
+
+
+@route(
+    bp,
+    "api/v1/utils/test-email/",
+    "POST",
+    operation_id="utils-test_email",
+    summary="Test Email",
+    tags=["utils"],
+    auth="superuser",
+    query="TestEmailQuery",
+    response="Message",
+    status_code=201,
+    errors=(503,),
+)
+def send_test_email(req: ApiRequest) -> schemas.Message:
+    """Test emails."""
+    query = req.query(schemas.TestEmailQuery)
+    try:
+        email.send(req.settings, query.email_to, email.test_email(req.settings, query.email_to))
+    except email.EmailNotConfigured:
+        raise HTTPError(503, "Email is not configured") from None
+    except email.DELIVERY_ERRORS as exc:
+        logger.error("test mail could not be sent: %s", type(exc).__name__)
+        raise HTTPError(503, "Email could not be sent", {"Retry-After": "30"}) from None
+    return schemas.Message(message="Test email sent")
+
+
+@route(
+    bp,
+    "api/v1/utils/health-check/",
+    "GET",
+    operation_id="utils-health_check",
+    summary="Health Check",
+    tags=["utils"],
+    response="bool",
+)
+def health_check(req: ApiRequest) -> bool:
+    """The template's health check: always true while the app serves."""
+    return True
+
+
+@route(
+    bp,
+    "api/v1/openapi.json",
+    "GET",
+    operation_id="utils-openapi",
+    summary="OpenAPI Document",
+    tags=["utils"],
+    response="object",
+)
+def openapi_document(req: ApiRequest) -> dict[str, Any]:
+    """This API's OpenAPI 3.1 document, generated from the registered routes and models."""
+    return openapi.cached_document(req.settings)

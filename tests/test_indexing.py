@@ -1,0 +1,163 @@
+"""The app indexes: for the SDK, for the real worker's indexer, cheaply and without network I/O."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run in a fresh interpreter: what importing function_app costs and touches is the point.
+INDEX_SCRIPT = textwrap.dedent(
+    """
+    import json, socket, sys
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network I/O during indexing")
+
+    socket.socket.connect = no_network
+    socket.create_connection = no_network
+
+    import function_app
+
+    functions = function_app.app.get_functions()
+    heavy = ["sqlalchemy", "pydantic", "redis", "opentelemetry", "msal", "azure.identity",
+             "azure.monitor", "jwt", "argon2", "psycopg", "alembic"]
+    print(json.dumps({
+        "functions": {f.get_function_name(): [json.loads(b) for b in f.get_raw_bindings()]
+                      for f in functions},
+        "loaded": [m for m in heavy if m in sys.modules],
+    }))
+    """
+)
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import sys, types
+    from azure_functions_runtime import functions, loader
+    from azure_functions_runtime.bindings import meta
+
+    # The worker hands its generated gRPC protos in; indexing reads only these enum values
+    # (FunctionRpc.proto: BindingInfo.Direction in=0 out=1 inout=2, DataType undefined=0).
+    class BindingInfo:
+        out = 1
+        inout = 2
+        undefined = 0
+
+    protos = types.SimpleNamespace(BindingInfo=BindingInfo)
+    meta.load_binding_registry()
+    registry = functions.Registry()
+    for indexed in loader.index_function_app(sys.argv[1]):
+        info = registry.add_indexed_function(function=indexed, protos=protos)
+        print(info.name, sorted(info.input_types))
+    """
+)
+
+
+def _run(script: str, *args: str, cwd: Path = ROOT, env_extra: dict[str, str] | None = None):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(cwd), "ENVIRONMENT": "development"}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def indexed():
+    result = _run(INDEX_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_import_loads_no_heavy_module_and_does_no_network_io(indexed):
+    assert indexed["loaded"] == []
+
+
+def test_every_function_has_a_valid_anonymous_http_or_timer_binding(indexed):
+    functions = indexed["functions"]
+    assert {"liveness", "readiness", "read_items", "create_private_user"} <= set(functions)
+    for name, bindings in functions.items():
+        trigger = bindings[0]
+        assert trigger["direction"] == "IN", name
+        if trigger["type"] == "httpTrigger":
+            assert trigger["authLevel"] == "ANONYMOUS", name
+            assert not trigger["route"].startswith("/"), name
+            assert not trigger["route"].endswith("/"), name
+            assert bindings[1] == {"direction": "OUT", "type": "http", "name": "$return"}
+        else:
+            assert trigger["type"] == "timerTrigger", name
+
+
+def test_each_route_template_answers_options_exactly_once(indexed):
+    templates: dict[str, int] = {}
+    for bindings in indexed["functions"].values():
+        trigger = bindings[0]
+        if trigger["type"] == "httpTrigger":
+            count = trigger["methods"].count("OPTIONS")
+            templates[trigger["route"]] = templates.get(trigger["route"], 0) + count
+    assert set(templates.values()) == {1}
+
+
+def test_private_users_exist_only_in_development():
+    result = _run(INDEX_SCRIPT, env_extra={"ENVIRONMENT": "test"})
+    assert result.returncode == 0, result.stderr
+    assert "create_private_user" not in json.loads(result.stdout)["functions"]
+
+
+def _worker_indexer_available() -> bool:
+    try:
+        import azure_functions_runtime.loader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+worker_indexer = pytest.mark.skipif(
+    not _worker_indexer_available(),
+    reason="azure-functions-runtime is not installed (make installs it with --no-deps)",
+)
+
+
+@worker_indexer
+def test_the_real_worker_indexer_accepts_every_function(indexed):
+    result = _run(WORKER_SCRIPT, "function_app.py")
+    assert result.returncode == 0, result.stderr
+    names = {line.split()[0] for line in result.stdout.splitlines()}
+    assert names == set(indexed["functions"])
+
+
+@worker_indexer
+def test_the_worker_indexer_rejects_a_wrapper_that_chains_wrapped(tmp_path):
+    # The failure DESIGN.md warns about: functools.wraps exposes the handler's extra parameter.
+    (tmp_path / "wrapped_app.py").write_text(
+        textwrap.dedent(
+            """
+            import functools
+            import azure.functions as func
+
+            app = func.FunctionApp()
+
+            def wrapper(handler):
+                @functools.wraps(handler)
+                def function(req: func.HttpRequest) -> func.HttpResponse:
+                    return handler(req, None)
+                return function
+
+            @app.route(route="items/{id}")
+            @wrapper
+            def read_item(req: func.HttpRequest, ctx) -> func.HttpResponse:
+                return func.HttpResponse("x")
+            """
+        )
+    )
+    result = _run(WORKER_SCRIPT, "wrapped_app.py", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "declared in Python but not in the function definition" in result.stderr

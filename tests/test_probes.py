@@ -1,0 +1,218 @@
+"""/healthz and /readyz through devhost: on SQLite, on PostgreSQL, and while the database fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import app_env, migrate
+from tests.support.services import PG_ADMIN_URL, temporary_database
+from tests.support.tcp_proxy import TcpProxy
+
+UNAVAILABLE = {"detail": "Service temporarily unavailable"}
+
+
+def _devhost(env):
+    from tests.support.devhost_process import DevhostProcess
+
+    return DevhostProcess(env=env)
+
+
+def _wait_for_status(url: str, status: int, timeout: float = 10.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, timeout=5)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_probes_on_the_embedded_sqlite_default(tmp_path):
+    url = f"sqlite:///{tmp_path / 'probe.db'}"
+    migrate(url)
+    with _devhost(app_env(url, None)) as server:
+        health = httpx.get(f"{server.url}/healthz")
+        assert health.status_code == 200
+        assert health.json() == {"status": "healthy", "version": "test-version"}
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"database": "pass", "migrations": "pass", "config": "pass"},
+        }
+        assert ready.headers["cache-control"] == "no-store"
+
+
+def test_readyz_fails_until_migrations_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with _devhost(app_env(url, None, READINESS_CACHE_MS="0")) as server:
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["migrations"] == "fail"
+        assert ready.json()["checks"]["database"] == "pass"
+        migrate(url)
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_a_bad_setting_shows_in_readyz_the_log_and_as_503_on_api_routes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'config.db'}"
+    migrate(url)
+    with _devhost(app_env(url, None, CACHE_TTL_SHORT="abc")) as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["config"] == "fail"
+        assert "abc" not in ready.text and "CACHE_TTL" not in ready.text
+        api = httpx.get(f"{server.url}/api/v1/users/me")
+        assert api.status_code == 503
+        assert api.json() == UNAVAILABLE
+        assert "retry-after" in api.headers
+        assert "CACHE_TTL_SHORT must be an integer" in server.output()
+
+
+@pytest.fixture
+def proxied_pg():
+    """A migrated PostgreSQL database reached through a proxy the test can freeze or cut."""
+    with temporary_database() as url:
+        migrate(url)
+        host_port = PG_ADMIN_URL.split("@", 1)[1].split("/", 1)[0]
+        host, port = host_port.split(":")
+        with TcpProxy(host, int(port)) as proxy:
+            proxied = url.replace(host_port, f"127.0.0.1:{proxy.port}")
+            yield proxied, proxy
+
+
+def test_readyz_tells_the_truth_while_postgresql_hangs_and_is_down(proxied_pg):
+    url, proxy = proxied_pg
+    env = app_env(url, None, READINESS_CACHE_MS="500", DB_CONNECT_TIMEOUT="3")
+    with _devhost(env) as server:
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+        proxy.freeze()
+        time.sleep(0.6)  # past the cached result
+        started = time.monotonic()
+        frozen = httpx.get(f"{server.url}/readyz", timeout=10)
+        elapsed = time.monotonic() - started
+        assert frozen.status_code == 503
+        assert frozen.json()["checks"]["database"] == "fail"
+        assert elapsed <= 1.5, elapsed
+        health = httpx.get(f"{server.url}/healthz", timeout=2)
+        assert health.status_code == 200
+
+        proxy.thaw()
+        assert _wait_for_status(f"{server.url}/readyz", 200).status_code == 200
+
+        proxy.down()
+        time.sleep(0.6)
+        started = time.monotonic()
+        down = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert down.status_code == 503
+        assert time.monotonic() - started <= 1.5
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+        proxy.up()
+        assert _wait_for_status(f"{server.url}/readyz", 200).status_code == 200
+
+
+def test_api_routes_answer_503_when_the_database_is_down_or_the_pool_is_exhausted(proxied_pg):
+    url, proxy = proxied_pg
+    env = app_env(
+        url,
+        None,
+        DB_POOL_SIZE="1",
+        DB_MAX_OVERFLOW="0",
+        DB_POOL_TIMEOUT="0.5",
+        DB_CONNECT_TIMEOUT="2",
+    )
+    with _devhost(env) as server:
+        signup = {"email": f"p-{uuid.uuid4().hex[:6]}@example.com", "password": "password123"}
+        assert httpx.post(f"{server.url}/api/v1/users/signup", json=signup).status_code == 200
+
+        proxy.down()
+        refused = httpx.post(
+            f"{server.url}/api/v1/login/access-token",
+            data={"username": signup["email"], "password": "password123"},
+            timeout=10,
+        )
+        assert refused.status_code == 503
+        assert refused.json() == UNAVAILABLE
+        assert refused.headers["retry-after"]
+        assert "database unavailable" in server.output()
+        proxy.up()
+
+        # One request holds the only connection on a hung server; the next finds no connection.
+        proxy.freeze()
+        stuck = threading.Thread(
+            target=lambda: httpx.post(
+                f"{server.url}/api/v1/users/signup",
+                json={"email": f"q-{uuid.uuid4().hex[:6]}@example.com", "password": "password123"},
+                timeout=30,
+            ),
+            daemon=True,
+        )
+        stuck.start()
+        time.sleep(0.5)
+        exhausted = httpx.post(
+            f"{server.url}/api/v1/users/signup",
+            json={"email": f"r-{uuid.uuid4().hex[:6]}@example.com", "password": "password123"},
+            timeout=10,
+        )
+        assert exhausted.status_code == 503
+        assert exhausted.json() == UNAVAILABLE
+        assert "connection pool exhausted" in server.output()
+        proxy.thaw()
+        stuck.join(timeout=20)
+
+
+def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkeypatch, pg_url):
+    """In process, as the worker calls the function: count the probe queries PostgreSQL runs."""
+    import azure.functions as func
+    from sqlalchemy import event
+
+    from devhost.context import InvocationContext, W3CTraceContext
+    from shared import config, db, readiness
+
+    for name, value in app_env(pg_url, None, READINESS_CACHE_MS="2000").items():
+        monkeypatch.setenv(name, value)
+    config.get_settings.cache_clear()
+    readiness.get_probe.cache_clear()
+    db.dispose_engine()
+    try:
+        import function_app
+
+        function = next(
+            f.get_user_function()
+            for f in function_app.app.get_functions()
+            if f.get_function_name() == "readiness"
+        )
+        probes: list[str] = []
+        event.listen(
+            db.get_engine(),
+            "before_cursor_execute",
+            lambda conn, cursor, statement, *args: probes.append(statement),
+        )
+        barrier = threading.Barrier(50)
+        statuses: list[int] = []
+
+        def call() -> None:
+            barrier.wait(timeout=10)
+            request = func.HttpRequest("GET", "http://localhost/readyz", body=b"")
+            context = InvocationContext(str(uuid.uuid4()), "readiness", ".", W3CTraceContext())
+            statuses.append(function(request, context).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert statuses == [200] * 50
+        assert probes.count("SELECT 1") == 1
+        assert sum("alembic_version" in s for s in probes) == 1
+    finally:
+        readiness.get_probe.cache_clear()
+        config.get_settings.cache_clear()
+        db.dispose_engine()
