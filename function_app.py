@@ -6,7 +6,7 @@ SQLAlchemy, pydantic, the cache and telemetry on first use.
 
 import azure.functions as func
 
-from blueprints import health, items, login, private, users, utils
+from blueprints import cache_admin, health, items, login, maintenance, private, users, utils
 from shared.config import get_settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -17,6 +17,8 @@ for blueprint in (
     users.bp,
     items.bp,
     utils.bp,
+    cache_admin.bp,
+    maintenance.bp,
 ):
     app.register_functions(blueprint)
 

@@ -1,0 +1,89 @@
+"""Superuser cache administration: statistics, clear, and invalidation by Redis glob pattern.
+
+Patterns are applied inside the cache's namespace server-side (``<CACHE_PREFIX>:<pattern>``),
+so no pattern can reach keys outside it. Every action is logged with the acting user.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.http import ApiRequest, HTTPError, route
+from shared.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from shared import cache, glob
+else:
+    cache = lazy_import("shared.cache")
+    glob = lazy_import("shared.glob")
+
+bp = func.Blueprint()
+logger = logging.getLogger(__name__)
+
+
+@route(
+    bp,
+    "api/v1/cache/stats",
+    "GET",
+    operation_id="cache-stats",
+    summary="Cache Statistics",
+    tags=["cache"],
+    auth="superuser",
+    response="object",
+)
+def cache_stats(req: ApiRequest) -> dict[str, Any]:
+    """Hits, misses, errors, mode and fallback history, each labelled with its scope."""
+    logger.info("cache stats read by %s", req.user.id)
+    return cache.get_cache().stats()
+
+
+@route(
+    bp,
+    "api/v1/cache/clear",
+    "POST",
+    operation_id="cache-clear",
+    summary="Clear Cache",
+    tags=["cache"],
+    auth="superuser",
+    response="CacheCleared",
+)
+def clear_cache(req: ApiRequest) -> dict[str, int]:
+    """Delete every key in the cache's namespace (other keys in the database are untouched)."""
+    removed = cache.get_cache().clear()
+    logger.warning(
+        "cache cleared by %s (%s): %d keys removed", req.user.email, req.user.id, removed
+    )
+    return {"removed": removed}
+
+
+@route(
+    bp,
+    "api/v1/cache/{pattern}",
+    "DELETE",
+    operation_id="cache-invalidate",
+    summary="Invalidate Cache Keys",
+    tags=["cache"],
+    auth="superuser",
+    path_params={"pattern": "string"},
+    response="CacheInvalidated",
+    errors=(400,),
+)
+def invalidate_cache(req: ApiRequest) -> dict[str, Any]:
+    """Delete the keys matching a Redis glob pattern (``*``, ``?``, ``[a-z]``, ``\\`` escapes)."""
+    pattern = req.raw.route_params.get("pattern", "")
+    try:
+        glob.validate_pattern(pattern)
+    except ValueError as exc:
+        raise HTTPError(400, f"Invalid pattern: {exc}") from None
+    removed = cache.get_cache().invalidate(pattern)
+    logger.warning(
+        "cache keys %r invalidated by %s (%s): %d removed",
+        pattern,
+        req.user.email,
+        req.user.id,
+        removed,
+    )
+    return {"pattern": pattern, "removed": removed}
