@@ -214,6 +214,11 @@ class Cache:
         """
         return self._redis is None or self.reconnect()
 
+    def process_counts(self) -> dict[str, int]:
+        """This process's counters since start (no network I/O): what telemetry exports."""
+        with self._stats_lock:
+            return dict(self._counts)
+
     def stats(self) -> dict[str, Any]:
         """JSON-ready figures, each a ``{"process": ..., "cluster": ...}`` map of its scopes.
 
@@ -236,8 +241,7 @@ class Cache:
             else:
                 values = {_text(name): int(count) for name, count in stored.items()}
                 cluster = {name: values.get(name, 0) for name in _COUNTERS}
-        with self._stats_lock:
-            process = dict(self._counts)
+        process = self.process_counts()
         with self._lock:
             self._local.expire()
             local_size = len(self._local)

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import sys
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -359,15 +359,32 @@ def _database_unavailable(exc: BaseException) -> str | None:
 
 
 def _invoke(
-    spec: RouteSpec, handler: Handler, raw: func.HttpRequest, invocation_id: str
+    spec: RouteSpec, handler: Handler, raw: func.HttpRequest, context: func.Context
 ) -> func.HttpResponse:
     settings = get_settings()
     if raw.method == "OPTIONS":
         response = _preflight(raw, spec.template, settings)
         _apply_cors(response, raw.headers.get("origin"), settings)
         return response
+    invocation_id = context.invocation_id
+    with telemetry.invocation(invocation_id):
+        if not telemetry.ensure_configured(settings):
+            return _respond(spec, handler, raw, invocation_id, settings)
+        return telemetry.traced_request(
+            spec.method,
+            "/" + spec.path,
+            raw.url,
+            invocation_id,
+            context.trace_context.trace_parent,
+            context.trace_context.trace_state,
+            lambda: _respond(spec, handler, raw, invocation_id, settings),
+        )
+
+
+def _respond(
+    spec: RouteSpec, handler: Handler, raw: func.HttpRequest, invocation_id: str, settings: Settings
+) -> func.HttpResponse:
     req = ApiRequest(raw, invocation_id, settings)
-    started = time.perf_counter()
     try:
         if spec.requires_config and settings.errors:
             raise HTTPError(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
@@ -393,13 +410,6 @@ def _invoke(
     finally:
         req.close()
     _apply_cors(response, raw.headers.get("origin"), settings)
-    logger.debug(
-        "%s %s -> %s in %.1f ms",
-        spec.method,
-        spec.path,
-        response.status_code,
-        (time.perf_counter() - started) * 1000,
-    )
     return response
 
 
@@ -462,7 +472,7 @@ def route(
             methods.append("OPTIONS")
 
         def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            return _invoke(spec, handler, req, context.invocation_id)
+            return _invoke(spec, handler, req, context)
 
         function.__name__ = handler.__name__
         function.__qualname__ = handler.__qualname__

@@ -81,6 +81,20 @@ def test_import_loads_no_heavy_module_and_does_no_network_io(indexed):
     assert indexed["loaded"] == []
 
 
+def test_import_stays_light_with_telemetry_and_redis_configured():
+    result = _run(
+        INDEX_SCRIPT,
+        env_extra={
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0;IngestionEndpoint=http://127.0.0.1:9/",
+            "REDIS_URL": "redis://127.0.0.1:9/0",
+            "AZURE_TENANT_ID": "contoso.example.com",
+            "AZURE_CLIENT_ID": "client",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["loaded"] == []
+
+
 def test_every_function_has_a_valid_anonymous_http_or_timer_binding(indexed):
     functions = indexed["functions"]
     assert {"liveness", "readiness", "read_items", "create_private_user"} <= set(functions)
