@@ -101,9 +101,17 @@ class Cache:
         self._errors: tuple[type[Exception], ...] = ()
         self._prober: threading.Thread | None = None
         if self._redis is not None:
+            from redis.auth.err import InvalidTokenSchemaErr, RequestTokenErr, TokenRenewalErr
             from redis.exceptions import RedisError
 
-            self._errors = (RedisError, OSError)
+            # The token errors come from Entra ID authentication (REDIS_ENTRA_AUTH).
+            self._errors = (
+                RedisError,
+                OSError,
+                RequestTokenErr,
+                TokenRenewalErr,
+                InvalidTokenSchemaErr,
+            )
             self._prober = threading.Thread(
                 target=self._watch, name="stratus-cache-probe", daemon=True
             )
@@ -530,8 +538,13 @@ def _connect(settings: Settings) -> Redis | None:
         return None
     from redis import Redis
 
+    options = redis_options(settings)
+    if settings.redis_entra_auth:
+        from shared.azure_auth import redis_credential_provider
+
+        options["credential_provider"] = redis_credential_provider(settings)
     try:
-        return Redis.from_url(settings.redis_url, **redis_options(settings))
+        return Redis.from_url(settings.redis_url, **options)
     except ValueError as exc:  # e.g. a bad port: config only checks the scheme
         logger.error(
             "REDIS_URL is not usable (%s); the cache runs in memory only", type(exc).__name__

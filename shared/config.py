@@ -62,6 +62,7 @@ class Settings:
     db_pool_timeout: float = 5.0
     db_connect_timeout: int = 5
     db_pgbouncer: bool = False
+    db_entra_auth: bool = False
 
     secret_key: str = ""
     jwt_secret_key: str = ""
@@ -73,8 +74,10 @@ class Settings:
     azure_admin_role: str = "Stratus.Admin"
     azure_authority_host: str = "https://login.microsoftonline.com"
     azure_jwks_cooldown_seconds: float = 30.0
+    azure_managed_identity_client_id: str | None = None
 
     redis_url: str | None = None
+    redis_entra_auth: bool = False
     cache_prefix: str = "stratus"
     cache_ttl: CacheTTL = field(default_factory=CacheTTL)
     cache_ttl_jitter: float = 0.1
@@ -300,6 +303,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "DB_CONNECT_TIMEOUT", Settings.db_connect_timeout, minimum=1, maximum=60
         ),
         db_pgbouncer=reader.boolean("DB_PGBOUNCER", False),
+        db_entra_auth=reader.boolean("DB_ENTRA_AUTH", False),
         secret_key=secret_key,
         jwt_secret_key=jwt_secret_key,
         jwt_access_token_expire_minutes=reader.integer(
@@ -326,7 +330,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             minimum=0,
             maximum=3600,
         ),
+        azure_managed_identity_client_id=reader.optional("AZURE_MANAGED_IDENTITY_CLIENT_ID"),
         redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
+        redis_entra_auth=reader.boolean("REDIS_ENTRA_AUTH", False),
         cache_prefix=cache_prefix,
         cache_ttl=_cache_ttl(reader),
         cache_ttl_jitter=reader.number(
@@ -379,6 +385,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
     )
     errors = reader.errors
+    if settings.db_entra_auth and settings.is_sqlite:
+        errors.append("DB_ENTRA_AUTH needs a PostgreSQL DATABASE_URL")
     if settings.smtp_tls and settings.smtp_ssl:
         errors.append("SMTP_TLS and SMTP_SSL cannot both be true")
     if settings.is_production:

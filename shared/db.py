@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,15 +41,21 @@ def build_engine(settings: Settings) -> Engine:
         # PgBouncer in transaction mode hands each transaction a different server connection,
         # so server-side prepared statements must never be created.
         connect_args["prepare_threshold"] = None
-    return create_engine(
+    engine = create_engine(
         settings.database_url,
         connect_args=connect_args,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
+        # Below the lifetime of an Entra ID token, so no pooled connection outlives its password.
         pool_recycle=1800,
     )
+    if settings.db_entra_auth:
+        from shared.azure_auth import use_entra_password
+
+        use_entra_password(engine, settings)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -102,6 +109,11 @@ def dispose_engine() -> None:
 
 def unavailable_reason(exc: BaseException) -> str | None:
     """Why the database cannot answer, if ``exc`` says so; None for any other error."""
+    if "azure.core.exceptions" in sys.modules:  # only loaded with DB_ENTRA_AUTH
+        from azure.core.exceptions import ClientAuthenticationError
+
+        if isinstance(exc, ClientAuthenticationError):
+            return "database token unavailable (Entra ID)"
     if isinstance(exc, sa_exc.TimeoutError):
         return "connection pool exhausted"
     if isinstance(exc, sa_exc.OperationalError):
