@@ -1,7 +1,9 @@
-"""Stratus operations CLI: serve, migrate, create-superuser, init-settings.
+"""Stratus operations CLI: serve, migrate, create-superuser, init-settings, smoke.
 
-Every command reads ``local.settings.json`` ``Values`` first (without overriding variables already
-set), as ``func start`` does, so local runs and CLI commands see the same settings.
+Every command but ``smoke`` reads ``local.settings.json`` ``Values`` first (without overriding
+variables already set), as ``func start`` does, so local runs and CLI commands see the same
+settings. ``smoke`` tests a running deployment, often a remote one, so it reads only the
+environment (see scripts/smoke_test.py).
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
 """
 
@@ -131,6 +133,19 @@ def cmd_init_settings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from scripts.smoke_test import run
+
+    return run(
+        args.base_url,
+        expect_version=args.expect_version,
+        origin=args.origin,
+        attempts=args.attempts,
+        wait=args.wait,
+        timeout=args.timeout,
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     root.add_argument(
@@ -158,6 +173,14 @@ def parser() -> argparse.ArgumentParser:
         "init-settings", help="create local.settings.json from the sample with fresh secrets"
     )
     init.set_defaults(handler=cmd_init_settings)
+
+    from scripts.smoke_test import add_arguments
+
+    smoke = commands.add_parser(
+        "smoke", help="smoke-test a running deployment (probes, CORS, sign-in, items, cache)"
+    )
+    add_arguments(smoke)
+    smoke.set_defaults(handler=cmd_smoke)
     return root
 
 

@@ -110,23 +110,21 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def sync_entra_user(
-    session: Session, oid: uuid.UUID, email: str | None, name: str | None, is_admin: bool
+    session: Session, oid: uuid.UUID, email: str, name: str | None, is_admin: bool
 ) -> User | None:
     """The user for an Entra ID identity: found by ``oid``, else linked by email, else created.
 
-    The app role decides ``is_superuser`` on every sign-in. None when the identity cannot be
-    mapped (no email to create an account with, or the email belongs to another Entra user).
+    The app role decides ``is_superuser`` on every sign-in. None when the email already belongs
+    to another Entra ID identity.
     """
     user = session.scalars(select(User).where(User.entra_oid == oid)).first()
-    if user is None and email:
+    if user is None:
         user = get_user_by_email(session, email)
         if user is not None:
             if user.entra_oid is not None:
                 return None
             user.entra_oid = oid
     if user is None:
-        if not email:
-            return None
         user = User(email=email, full_name=name, entra_oid=oid, is_superuser=is_admin)
         session.add(user)
     if user.is_superuser != is_admin:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 LOCAL_ALGORITHM = "HS256"
 ENTRA_ALGORITHM = "RS256"
 ENTRA_LEEWAY_SECONDS = 60
+APPLICATION_EMAIL_DOMAIN = "entra-application.example"  # RFC 2606: never a real mailbox
 ACCESS = "access"
 PASSWORD_RESET = "password_reset"  # noqa: S105 (a token type, not a secret)
 
@@ -143,7 +144,7 @@ def _decode_local(token: str, key: str, token_type: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class EntraIdentity:
     oid: uuid.UUID
-    email: str | None
+    email: str
     name: str | None
     is_admin: bool
 
@@ -191,9 +192,13 @@ class EntraTokenValidator:
             raise InvalidToken(type(exc).__name__) from None
         roles = claims.get("roles")
         email = claims.get("preferred_username") or claims.get("email") or claims.get("upn")
+        if not email:
+            # An application signing in with client credentials (a daemon, the release's smoke
+            # test) has no mailbox: it gets an address under a reserved, undeliverable domain.
+            email = f"{oid}@{APPLICATION_EMAIL_DOMAIN}"
         return EntraIdentity(
             oid=oid,
-            email=str(email) if email else None,
+            email=str(email),
             name=str(claims["name"]) if claims.get("name") else None,
             is_admin=isinstance(roles, list) and self._admin_role in roles,
         )

@@ -150,3 +150,12 @@ def _hs256_with_public_jwk(tenant):
 def test_local_tokens_still_work_beside_entra(entra_api):
     user = entra_api.new_user()
     assert entra_api.request("GET", "/api/v1/users/me", headers=user.headers).status_code == 200
+
+
+def test_an_application_token_without_a_mailbox_gets_a_reserved_address(entra_api, tenant):
+    oid = str(uuid.uuid4())
+    token = tenant.token(oid=oid, preferred_username=None, name=None, roles=[ADMIN_ROLE])
+    me = _me(entra_api, token)
+    assert me.status_code == 200
+    assert me.json()["email"] == f"{oid}@entra-application.example"
+    assert me.json()["is_superuser"] is True

@@ -1,0 +1,1 @@
+"""Operator scripts (smoke test); a package so that ``manage.py`` can import them."""
