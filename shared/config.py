@@ -394,8 +394,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return replace(settings, errors=tuple(errors))
 
 
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
 def _production_problems(settings: Settings) -> list[str]:
     problems = []
+    # An unresolved Key Vault reference arrives as its literal text: long enough to pass as a
+    # secret, and the same on every instance that cannot read the vault.
+    for name, value in (
+        ("SECRET_KEY", settings.secret_key),
+        ("JWT_SECRET_KEY", settings.jwt_secret_key),
+    ):
+        if value.startswith(KEY_VAULT_REFERENCE):
+            problems.append(f"{name} is an unresolved Key Vault reference")
     if settings.is_sqlite:
         problems.append("DATABASE_URL must point to PostgreSQL in production, not SQLite")
     if settings.secret_key and settings.secret_key == settings.jwt_secret_key:
