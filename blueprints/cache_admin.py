@@ -1,4 +1,4 @@
-"""Superuser cache administration: statistics, clear, and invalidation by Redis glob pattern.
+"""Superuser cache administration: statistics, clear, reconnect, and invalidation by pattern.
 
 Patterns are applied inside the cache's namespace server-side (``<CACHE_PREFIX>:<pattern>``),
 so no pattern can reach keys outside it. Every action is logged with the acting user.
@@ -57,6 +57,30 @@ def clear_cache(req: ApiRequest) -> dict[str, int]:
         "cache cleared by %s (%s): %d keys removed", req.user.email, req.user.id, removed
     )
     return {"removed": removed}
+
+
+@route(
+    bp,
+    "api/v1/cache/reconnect",
+    "POST",
+    operation_id="cache-reconnect",
+    summary="Reconnect Cache",
+    tags=["cache"],
+    auth="superuser",
+    response="CacheReconnected",
+)
+def reconnect_cache(req: ApiRequest) -> dict[str, Any]:
+    """Check Redis now: back to ``redis`` mode if it answers (what the timer does, on demand)."""
+    shared_cache = cache.get_cache()
+    connected = shared_cache.reconnect()
+    logger.warning(
+        "cache reconnect by %s (%s): mode %s", req.user.email, req.user.id, shared_cache.mode
+    )
+    return {
+        "mode": shared_cache.mode,
+        "redis_configured": shared_cache.redis_configured,
+        "connected": connected,
+    }
 
 
 @route(

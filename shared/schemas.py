@@ -224,6 +224,12 @@ class CacheCleared(BaseModel):
     removed: int
 
 
+class CacheReconnected(BaseModel):
+    mode: str
+    redis_configured: bool
+    connected: bool
+
+
 class CacheInvalidated(BaseModel):
     pattern: str
     removed: int
