@@ -72,8 +72,12 @@ def configure(settings: Settings, **azure_monitor_options: Any) -> bool:
 
             configure_azure_monitor(
                 connection_string=settings.applicationinsights_connection_string,
+                # OTEL_SERVICE_NAME (a sticky slot setting) tells the slots apart in the portal.
                 resource=Resource.create(
-                    {"service.name": "stratus", "service.version": settings.app_version}
+                    {
+                        "service.name": os.environ.get("OTEL_SERVICE_NAME") or "stratus",
+                        "service.version": settings.app_version,
+                    }
                 ),
                 **azure_monitor_options,
             )
