@@ -100,7 +100,9 @@ def test_production_with_real_settings_is_clean():
         ({"JWT_SECRET_KEY": STRONG_A}, "SECRET_KEY and JWT_SECRET_KEY must differ"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS may not be '*' in production"),
         (
-            {"JWT_SECRET_KEY": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/j)"},
+            {
+                "JWT_SECRET_KEY": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/j)"
+            },
             "JWT_SECRET_KEY is an unresolved Key Vault reference",
         ),
     ],
