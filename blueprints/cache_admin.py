@@ -94,6 +94,8 @@ def reconnect_cache(req: ApiRequest) -> dict[str, Any]:
     path_params={"pattern": "string"},
     response="CacheInvalidated",
     errors=(400,),
+    # Optional, so that an empty pattern reaches the handler and gets a 400 naming the problem.
+    functions_route="api/v1/cache/{pattern?}",
 )
 def invalidate_cache(req: ApiRequest) -> dict[str, Any]:
     """Delete the keys matching a Redis glob pattern (``*``, ``?``, ``[a-z]``, ``\\`` escapes)."""

@@ -432,6 +432,7 @@ def route(
     status_code: int = 200,
     errors: Iterable[int] = (),
     requires_config: bool = True,
+    functions_route: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
 
@@ -440,10 +441,13 @@ def route(
 
     ``body``, ``query`` and ``response`` name models in ``shared.schemas`` (names, so that
     indexing does not import pydantic); the OpenAPI document resolves them.
+
+    ``functions_route`` overrides the Functions route template where it must differ from the
+    OpenAPI path, e.g. an optional ``{name?}`` segment, which OpenAPI cannot express.
     """
 
     def decorate(handler: Handler) -> Handler:
-        template = path.strip("/")
+        template = (functions_route or path).strip("/")
         spec = RouteSpec(
             path=path,
             template=template,
