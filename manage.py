@@ -134,8 +134,15 @@ def cmd_init_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    from devhost.errors import DevhostError
+    from devhost.settings import apply_local_settings
     from scripts.smoke_test import run
 
+    try:  # locally, the superuser and CORS origins of local.settings.json (absent in CI)
+        apply_local_settings(args.settings)
+    except DevhostError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     return run(
         args.base_url,
         expect_version=args.expect_version,

@@ -48,9 +48,13 @@ _SMOKE_INPUTS = ("FIRST_SUPERUSER", "FIRST_SUPERUSER_PASSWORD", "CORS_ORIGINS")
 
 
 def smoke(
-    *args: str, env: dict[str, str] | None = None, manage: bool = False, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    manage: bool = False,
+    settings: str = "/nonexistent",
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    command = ["manage.py", "--settings", "/nonexistent", "smoke"] if manage else []
+    command = ["manage.py", "--settings", settings, "smoke"] if manage else []
     return subprocess.run(
         [sys.executable, *(command or ["scripts/smoke_test.py"]), *args],
         cwd=ROOT,
@@ -128,6 +132,21 @@ def test_origin_and_account_default_to_the_app_settings_in_the_environment(api):
     assert result.returncode == 0, result.stdout + result.stderr
     assert verdicts(result.stdout) == all_but("PASS")
     assert f"origin={ORIGIN}" in line_of(result.stdout, "cors-request")
+    assert_reveals_nothing(result)
+
+
+def test_manage_py_smoke_takes_the_account_and_origin_from_local_settings(api, tmp_path):
+    settings = tmp_path / "local.settings.json"
+    values = {
+        "FIRST_SUPERUSER": SUPERUSER,
+        "FIRST_SUPERUSER_PASSWORD": SUPERUSER_PASSWORD,
+        "CORS_ORIGINS": ORIGIN,
+    }
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    result = smoke(api.url, manage=True, settings=str(settings))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verdicts(result.stdout) == all_but("PASS")
     assert_reveals_nothing(result)
 
 
