@@ -6,6 +6,10 @@ thread is left to finish on its own, and no second copy of that check starts unt
 hung dependency costs one thread, not one per probe. The result is cached for
 ``READINESS_CACHE_MS`` and only one round is in flight at a time: a burst of probes costs one
 round of checks.
+
+The first round first runs a warm-up outside the budget: importing SQLAlchemy and Alembic and
+reading the migration scripts take longer than the budget on a cold instance, and a cold
+instance is not an unready one.
 """
 
 from __future__ import annotations
@@ -81,8 +85,10 @@ class ReadinessProbe:
         budget_seconds: float,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        warm_up: Callable[[], None] | None = None,
     ) -> None:
         self._checks = dict(checks)
+        self._warm_up = warm_up
         self._budget = budget_seconds
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -115,6 +121,12 @@ class ReadinessProbe:
 
     def _run_round(self) -> Report:
         self.rounds += 1
+        if self._warm_up is not None:
+            warm_up, self._warm_up = self._warm_up, None
+            try:
+                warm_up()
+            except Exception as exc:  # the checks themselves report what is wrong
+                logger.info("readiness warm-up failed: %s", type(exc).__name__)
         started = time.perf_counter()
         futures: dict[str, Future[CheckResult]] = {}
         results: dict[str, CheckResult] = {}
@@ -205,6 +217,16 @@ def check_cache() -> CheckResult:
     return CheckResult("warn", "Redis unreachable; serving from the in-process cache")
 
 
+def warm_up() -> None:
+    """No network I/O: the imports, the engine and cache objects and the migration heads."""
+    from shared.cache import get_cache
+    from shared.db import get_engine
+
+    get_engine()
+    get_cache()
+    expected_heads()
+
+
 def build_probe(settings: Settings) -> ReadinessProbe:
     checks: dict[str, Check] = {
         "database": check_database,
@@ -217,6 +239,7 @@ def build_probe(settings: Settings) -> ReadinessProbe:
         checks,
         budget_seconds=settings.readiness_timeout_ms / 1000,
         cache_seconds=settings.readiness_cache_ms / 1000,
+        warm_up=warm_up,
     )
 
 

@@ -115,3 +115,31 @@ def test_config_check_reports_errors_by_variable():
     assert result.status == "fail"
     assert "CACHE_TTL_SHORT" in (result.reason or "")
     assert check_config(load_settings({})).status == "pass"
+
+
+def test_the_warm_up_runs_once_before_the_first_round_and_outside_its_budget():
+    warmed: list[float] = []
+
+    def warm_up() -> None:
+        time.sleep(0.8)  # longer than the budget: a cold import of SQLAlchemy and Alembic
+        warmed.append(time.monotonic())
+
+    def after_warm_up() -> CheckResult:
+        return CheckResult("pass" if warmed else "fail", "ran before the warm-up")
+
+    probe = ReadinessProbe(
+        {"a": after_warm_up}, budget_seconds=0.5, cache_seconds=0, warm_up=warm_up
+    )
+    assert probe.report().status == "ready"
+    assert probe.report().status == "ready"
+    assert len(warmed) == 1
+
+
+def test_a_failing_warm_up_leaves_the_verdict_to_the_checks():
+    def warm_up() -> None:
+        raise RuntimeError("no engine")
+
+    probe = ReadinessProbe(
+        {"a": CountingCheck()}, budget_seconds=1, cache_seconds=0, warm_up=warm_up
+    )
+    assert probe.report().status == "ready"
