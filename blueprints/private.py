@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.http import ApiRequest, HTTPError, route
+from blueprints.users import register
+from shared.http import ApiRequest, route
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
-    from shared import crud, schemas
+    from shared import schemas
 else:
-    crud = lazy_import("shared.crud")
     schemas = lazy_import("shared.schemas")
 
 bp = func.Blueprint()
@@ -34,11 +34,4 @@ bp = func.Blueprint()
 )
 def create_private_user(req: ApiRequest) -> schemas.UserPublic:
     """Create a new user."""
-    body = req.json(schemas.PrivateUserCreate)
-    try:
-        user = crud.create_user(
-            req.db, email=body.email, password=body.password, full_name=body.full_name
-        )
-    except crud.DuplicateEmail:
-        raise HTTPError(400, "The user with this email already exists in the system") from None
-    return schemas.UserPublic.model_validate(user)
+    return register(req, req.json(schemas.PrivateUserCreate))

@@ -175,7 +175,13 @@ def update_password_me(req: ApiRequest) -> schemas.Message:
 )
 def register_user(req: ApiRequest) -> schemas.UserPublic:
     """Create new user without the need to be logged in."""
-    body = req.json(schemas.UserRegister)
+    return register(req, req.json(schemas.UserRegister))
+
+
+def register(
+    req: ApiRequest, body: schemas.UserRegister | schemas.PrivateUserCreate
+) -> schemas.UserPublic:
+    """A new, active, normal account: sign-up, and the development-only private route."""
     try:
         user = crud.create_user(
             req.db, email=body.email, password=body.password, full_name=body.full_name
