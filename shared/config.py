@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 logger = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("development", "test", "production")
+# The full-stack-fastapi-template's name for development: its .env says ENVIRONMENT=local.
+ENVIRONMENT_ALIASES = {"local": "development"}
 MIN_SECRET_BYTES = 32
 _URL_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _DATABASE_SCHEMES = {
@@ -186,11 +188,18 @@ class _Reader:
         self.errors.append(f"{name} must be true or false, got {raw!r}")
         return default
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self,
+        name: str,
+        default: str,
+        choices: tuple[str, ...],
+        aliases: Mapping[str, str] | None = None,
+    ) -> str:
         raw = self.raw(name)
         if raw is None:
             return default
         value = raw.lower()
+        value = (aliases or {}).get(value, value)
         if value not in choices:
             self.errors.append(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
             return default
@@ -273,7 +282,9 @@ def _secret(reader: _Reader, name: str, environment: str) -> str:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate settings from ``env`` (the process environment by default)."""
     reader = _Reader(os.environ if env is None else env)
-    environment = reader.choice("ENVIRONMENT", "development", ENVIRONMENTS)
+    environment = reader.choice(
+        "ENVIRONMENT", "development", ENVIRONMENTS, aliases=ENVIRONMENT_ALIASES
+    )
     database_url = _database_url(reader)
     secret_key = _secret(reader, "SECRET_KEY", environment)
     jwt_secret_key = _secret(reader, "JWT_SECRET_KEY", environment)

@@ -31,12 +31,15 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+# Length constraints sit on ``str`` itself, before the validator, so that pydantic reports them
+# as FastAPI does ("String should have at least 8 characters").
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, NoNul]
 Email = Annotated[EmailStr, Field(max_length=255)]
-Password = Annotated[Text, Field(min_length=8, max_length=128)]
-FullName = Annotated[Text, Field(max_length=255)]
-Title = Annotated[Text, Field(min_length=1, max_length=255)]
-Description = Annotated[Text, Field(max_length=255)]
+Password = Annotated[str, Field(min_length=8, max_length=128), NoNul]
+FullName = Annotated[str, Field(max_length=255), NoNul]
+Title = Annotated[str, Field(min_length=1, max_length=255), NoNul]
+Description = Annotated[str, Field(max_length=255), NoNul]
 
 
 class PartialUpdate(BaseModel):

@@ -121,3 +121,30 @@ def test_health_check_utility(api):
     response = api.request("GET", "/api/v1/utils/health-check/")
     assert response.status_code == 200
     assert response.json() is True
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (
+            "/api/v1/users/signup",
+            {"email": "short@example.com", "password": "short"},
+            "password",
+            "String should have at least 8 characters",
+        ),
+        ("/api/v1/items/", {"title": ""}, "title", "String should have at least 1 character"),
+        (
+            "/api/v1/items/",
+            {"title": "x" * 256},
+            "title",
+            "String should have at most 255 characters",
+        ),
+    ],
+)
+def test_length_errors_read_as_fastapi_writes_them(api, path, body, field, message):
+    user = api.new_user()
+    response = api.request("POST", path, json=body, headers=user.headers)
+    _assert_clean_error(response, 422)
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert error["msg"] == message

@@ -133,3 +133,9 @@ def test_the_local_settings_sample_lists_every_setting_the_app_reads():
     sample = json.loads((root / "local.settings.sample.json").read_text())["Values"]
     assert read <= set(sample), read - set(sample)
     assert "REDIS_RECONNECT_SCHEDULE" in sample  # resolved by the host for the timer
+
+
+def test_the_templates_local_environment_is_development():
+    settings = load_settings({"ENVIRONMENT": "Local"})
+    assert settings.environment == "development"
+    assert settings.errors == ()
