@@ -11,10 +11,18 @@ generation key, which makes every page of that scope unreachable at once (no SCA
 path), and a reader that loaded a page before the write committed stores it under the old,
 already abandoned generation, so it can never be served after the write. Writes evict after
 they commit.
+
+``user:<id>`` and ``item:<id>`` are evicted twice: at once, and again a second later. A reader
+that loaded the row just before the write committed may store it just after the first eviction;
+the second removes it, so a stale record lives a second at most, not a whole TTL.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -25,6 +33,10 @@ from shared.cache import get_cache
 from shared.models import Item
 from shared.schemas import ItemPublic, ItemsPublic, Page, UserPublic
 from shared.security import EntraIdentity
+
+logger = logging.getLogger(__name__)
+
+SECOND_EVICTION_SECONDS = 1.0
 
 
 def _user_key(user_id: uuid.UUID) -> str:
@@ -87,11 +99,47 @@ def item_page(session: Session, owner_id: uuid.UUID | None, page: Page) -> dict[
     return data
 
 
+class _SecondEviction:
+    """One daemon thread that deletes keys again, ``delay`` seconds after they were evicted."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._due: queue.SimpleQueue[tuple[float, tuple[str, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, keys: tuple[str, ...]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="stratus-second-eviction", daemon=True
+                )
+                self._thread.start()
+        self._due.put((time.monotonic() + self.delay, keys))
+
+    def _run(self) -> None:
+        while True:  # FIFO with one delay: entries come due in order
+            due, keys = self._due.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                get_cache().delete(*keys)
+            except Exception:  # the thread must outlive any surprise
+                logger.exception("Second eviction failed")
+
+
+_second_eviction = _SecondEviction(SECOND_EVICTION_SECONDS)
+
+
+def _evict(*records: str, pages: tuple[str, ...] = ()) -> None:
+    get_cache().delete(*records, *pages)
+    if records:
+        _second_eviction.schedule(records)
+
+
 def items_changed(owner_id: uuid.UUID, item_ids: list[uuid.UUID] | None = None) -> None:
     """After a committed item write: the owner's pages, everyone's pages, and those items."""
-    keys = [_generation_key(_scope(owner_id)), _generation_key(_scope(None))]
-    keys += [_item_key(item_id) for item_id in item_ids or ()]
-    get_cache().delete(*keys)
+    pages = (_generation_key(_scope(owner_id)), _generation_key(_scope(None)))
+    _evict(*(_item_key(item_id) for item_id in item_ids or ()), pages=pages)
 
 
 def item_changed(changed: Item) -> None:
@@ -99,7 +147,7 @@ def item_changed(changed: Item) -> None:
 
 
 def user_changed(user_id: uuid.UUID) -> None:
-    get_cache().delete(_user_key(user_id))
+    _evict(_user_key(user_id))
 
 
 def user_deleted(user_id: uuid.UUID, item_ids: list[uuid.UUID]) -> None:
