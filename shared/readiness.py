@@ -7,9 +7,10 @@ hung dependency costs one thread, not one per probe. The result is cached for
 ``READINESS_CACHE_MS`` and only one round is in flight at a time: a burst of probes costs one
 round of checks.
 
-The first round first runs a warm-up outside the budget: importing SQLAlchemy and Alembic and
-reading the migration scripts take longer than the budget on a cold instance, and a cold
-instance is not an unready one.
+The first round starts with a warm-up (importing SQLAlchemy and Alembic, reading the migration
+scripts), which can take most of the budget on a cold instance; a cold instance is not an
+unready one. The checks of that round get whatever the warm-up left of the budget, but never
+less than half of it, so a cold round still answers within about the budget.
 """
 
 from __future__ import annotations
@@ -121,12 +122,15 @@ class ReadinessProbe:
 
     def _run_round(self) -> Report:
         self.rounds += 1
+        budget = self._budget
         if self._warm_up is not None:
             warm_up, self._warm_up = self._warm_up, None
+            warm_started = time.perf_counter()
             try:
                 warm_up()
             except Exception as exc:  # the checks themselves report what is wrong
                 logger.info("readiness warm-up failed: %s", type(exc).__name__)
+            budget = max(budget - (time.perf_counter() - warm_started), budget / 2)
         started = time.perf_counter()
         futures: dict[str, Future[CheckResult]] = {}
         results: dict[str, CheckResult] = {}
@@ -136,7 +140,7 @@ class ReadinessProbe:
                 results[name] = CheckResult("fail", "previous check still running")
                 continue
             futures[name] = self._running[name] = self._pool.submit(_timed, check)
-        wait(futures.values(), timeout=self._budget)
+        wait(futures.values(), timeout=budget)
         for name, future in futures.items():
             if not future.done():
                 results[name] = CheckResult(

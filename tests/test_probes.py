@@ -118,6 +118,27 @@ def test_readyz_tells_the_truth_while_postgresql_hangs_and_is_down(proxied_pg):
         assert _wait_for_status(f"{server.url}/readyz", 200).status_code == 200
 
 
+def test_a_fresh_process_answers_its_first_readyz_within_the_budget_and_truthfully(proxied_pg):
+    """The first round warms imports up; against a hung database it still ends within 1.5 s,
+    and against a healthy one its warm-up does not make it time out."""
+    url, proxy = proxied_pg
+    env = app_env(url, None, READINESS_CACHE_MS="0", DB_CONNECT_TIMEOUT="3")
+    proxy.freeze()
+    try:
+        with _devhost(env) as server:
+            started = time.monotonic()
+            frozen = httpx.get(f"{server.url}/readyz", timeout=10)
+            elapsed = time.monotonic() - started
+            assert frozen.status_code == 503
+            assert frozen.json()["checks"]["database"] == "fail"
+            assert elapsed <= 1.5, elapsed
+    finally:
+        proxy.thaw()
+    with _devhost(env) as server:
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+
+
 def test_api_routes_answer_503_when_the_database_is_down_or_the_pool_is_exhausted(proxied_pg):
     url, proxy = proxied_pg
     env = app_env(

@@ -117,7 +117,7 @@ def test_config_check_reports_errors_by_variable():
     assert check_config(load_settings({})).status == "pass"
 
 
-def test_the_warm_up_runs_once_before_the_first_round_and_outside_its_budget():
+def test_the_warm_up_runs_once_and_a_slow_one_still_leaves_the_checks_half_the_budget():
     warmed: list[float] = []
 
     def warm_up() -> None:
@@ -133,6 +133,20 @@ def test_the_warm_up_runs_once_before_the_first_round_and_outside_its_budget():
     assert probe.report().status == "ready"
     assert probe.report().status == "ready"
     assert len(warmed) == 1
+
+
+def test_a_cold_round_against_a_hung_check_answers_within_the_budget():
+    hung = CountingCheck()
+    hung.release.clear()
+    probe = ReadinessProbe(
+        {"db": hung}, budget_seconds=1.0, cache_seconds=0, warm_up=lambda: time.sleep(0.3)
+    )
+    started = time.perf_counter()
+    report = probe.report()
+    elapsed = time.perf_counter() - started
+    hung.release.set()
+    assert report.checks["db"] == CheckResult("fail", "timed out", report.checks["db"].latency_ms)
+    assert 0.9 <= elapsed < 1.4, elapsed  # warm-up 0.3 s + the 0.7 s it left of the budget
 
 
 def test_a_failing_warm_up_leaves_the_verdict_to_the_checks():
