@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +44,9 @@ NOT_ENOUGH_PRIVILEGES = "The user doesn't have enough privileges"
 
 # argon2id with argon2-cffi's defaults (t=3, m=64 MiB, p=4): the template's cost.
 _hasher = PasswordHasher()
+# At most one hash per CPU at a time: more only queue inside argon2 while each holds its 64 MiB
+# (measured: 2 at a time on 2 CPUs is also the fastest; bench/RESULTS.md).
+_hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class InvalidToken(Exception):
@@ -49,18 +54,21 @@ class InvalidToken(Exception):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 @functools.cache
 def _dummy_hash() -> str:
-    return _hasher.hash("stratus-timing-equaliser")
+    return hash_password("stratus-timing-equaliser")
 
 
 def verify_password(password: str, hashed: str | None) -> bool:
     """Constant-time check; an account without a password costs the same as a wrong one."""
+    stored = hashed or _dummy_hash()
     try:
-        return _hasher.verify(hashed or _dummy_hash(), password) and hashed is not None
+        with _hashing:
+            return _hasher.verify(stored, password) and hashed is not None
     except (VerificationError, InvalidHashError):
         return False
 
