@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from shared.config import CACHE_TIERS, Settings, get_settings
+from shared.delayed_deletes import DelayedDeletes
 from shared.glob import compile_pattern, validate_pattern
 
 if TYPE_CHECKING:
@@ -97,6 +98,9 @@ class Cache:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._stop = threading.Event()
+        self._later: DelayedDeletes | None = None
+        if settings.cache_second_eviction_ms:
+            self._later = DelayedDeletes(self.delete, settings.cache_second_eviction_ms / 1000)
         self._redis = client if client is not None else _connect(settings)
         self._errors: tuple[type[Exception], ...] = ()
         self._prober: threading.Thread | None = None
@@ -147,6 +151,12 @@ class Cache:
             return 0
         names = [self._prefix + key for key in keys]
         return self._call(lambda client: client.unlink(*names), lambda: self._local_delete(keys))
+
+    def delete_later(self, *keys: str) -> None:
+        """Delete ``keys`` once more after ``CACHE_SECOND_EVICTION_MS`` (not at all when 0):
+        what a reader that raced a write stored after its eviction goes too."""
+        if self._later is not None:
+            self._later.schedule(keys)
 
     def get_or_set(self, key: str, loader: Callable[[], T], tier: str = "default") -> T:
         """The cached value, or ``loader()`` stored under ``tier``: one loader call at a time
@@ -273,7 +283,9 @@ class Cache:
         }
 
     def close(self) -> None:
-        """Stop the prober and drop the connections (tests, shutdown)."""
+        """Send the delayed deletes, stop the prober and drop the connections."""
+        if self._later is not None:
+            self._later.close()
         self._stop.set()
         if self._prober is not None:
             self._prober.join()

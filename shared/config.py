@@ -87,6 +87,7 @@ class Settings:
     cache_connect_timeout_ms: int = 250
     cache_local_maxsize: int = 10_000
     cache_probe_interval_seconds: float = 5.0
+    cache_second_eviction_ms: int = 1000
 
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
@@ -366,6 +367,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             Settings.cache_probe_interval_seconds,
             minimum=0.1,
             maximum=3600,
+        ),
+        cache_second_eviction_ms=reader.integer(
+            "CACHE_SECOND_EVICTION_MS",
+            Settings.cache_second_eviction_ms,
+            minimum=0,
+            maximum=60_000,
         ),
         cors_origins=cors_origins,
         cors_allow_credentials=cors_credentials,

@@ -12,17 +12,14 @@ path), and a reader that loaded a page before the write committed stores it unde
 already abandoned generation, so it can never be served after the write. Writes evict after
 they commit.
 
-``user:<id>`` and ``item:<id>`` are evicted twice: at once, and again a second later. A reader
-that loaded the row just before the write committed may store it just after the first eviction;
-the second removes it, so a stale record lives a second at most, not a whole TTL.
+``user:<id>`` and ``item:<id>`` are evicted twice: at once, and again after
+``CACHE_SECOND_EVICTION_MS`` (a second). A reader that loaded the row just before the write
+committed may store it just after the first eviction; if it stores within that delay, the
+second eviction removes it, instead of the stale record living for its whole TTL.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -33,10 +30,6 @@ from shared.cache import get_cache
 from shared.models import Item
 from shared.schemas import ItemPublic, ItemsPublic, Page, UserPublic
 from shared.security import EntraIdentity
-
-logger = logging.getLogger(__name__)
-
-SECOND_EVICTION_SECONDS = 1.0
 
 
 def _user_key(user_id: uuid.UUID) -> str:
@@ -99,41 +92,10 @@ def item_page(session: Session, owner_id: uuid.UUID | None, page: Page) -> dict[
     return data
 
 
-class _SecondEviction:
-    """One daemon thread that deletes keys again, ``delay`` seconds after they were evicted."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self._due: queue.SimpleQueue[tuple[float, tuple[str, ...]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, keys: tuple[str, ...]) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="stratus-second-eviction", daemon=True
-                )
-                self._thread.start()
-        self._due.put((time.monotonic() + self.delay, keys))
-
-    def _run(self) -> None:
-        while True:  # FIFO with one delay: entries come due in order
-            due, keys = self._due.get()
-            time.sleep(max(0.0, due - time.monotonic()))
-            try:
-                get_cache().delete(*keys)
-            except Exception:  # the thread must outlive any surprise
-                logger.exception("Second eviction failed")
-
-
-_second_eviction = _SecondEviction(SECOND_EVICTION_SECONDS)
-
-
 def _evict(*records: str, pages: tuple[str, ...] = ()) -> None:
-    get_cache().delete(*records, *pages)
-    if records:
-        _second_eviction.schedule(records)
+    cache = get_cache()
+    cache.delete(*records, *pages)
+    cache.delete_later(*records)
 
 
 def items_changed(owner_id: uuid.UUID, item_ids: list[uuid.UUID] | None = None) -> None:

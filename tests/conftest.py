@@ -68,6 +68,9 @@ def app_env(database_url: str, redis_url: str | None, **overrides: str) -> dict[
         "FIRST_SUPERUSER_PASSWORD": SUPERUSER_PASSWORD,
         "REDIS_RECONNECT_SCHEDULE": "0 */1 * * * *",
         "FRONTEND_HOST": "http://localhost:5173",
+        # Off, so that no delete from an earlier test lands in a later one's exact counts; the
+        # tests of the second eviction turn it on.
+        "CACHE_SECOND_EVICTION_MS": "0",
         **TEST_SECRETS,
     }
     env.update(overrides)
