@@ -8,9 +8,8 @@ hung dependency costs one thread, not one per probe. The result is cached for
 round of checks.
 
 The first round starts with a warm-up (importing SQLAlchemy and Alembic, reading the migration
-scripts), which can take most of the budget on a cold instance; a cold instance is not an
-unready one. The checks of that round get whatever the warm-up left of the budget, but never
-less than half of it, so a cold round still answers within about the budget.
+scripts), waited for at most half the budget, so that a cold instance's first checks do not
+spend their budget on imports; the round as a whole still ends within the budget.
 """
 
 from __future__ import annotations
@@ -86,7 +85,7 @@ class ReadinessProbe:
         budget_seconds: float,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
-        warm_up: Callable[[], None] | None = None,
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
         self._checks = dict(checks)
         self._warm_up = warm_up
@@ -122,16 +121,10 @@ class ReadinessProbe:
 
     def _run_round(self) -> Report:
         self.rounds += 1
-        budget = self._budget
+        started = time.perf_counter()
         if self._warm_up is not None:
             warm_up, self._warm_up = self._warm_up, None
-            warm_started = time.perf_counter()
-            try:
-                warm_up()
-            except Exception as exc:  # the checks themselves report what is wrong
-                logger.info("readiness warm-up failed: %s", type(exc).__name__)
-            budget = max(budget - (time.perf_counter() - warm_started), budget / 2)
-        started = time.perf_counter()
+            wait([self._pool.submit(_warm, warm_up)], timeout=self._budget / 2)
         futures: dict[str, Future[CheckResult]] = {}
         results: dict[str, CheckResult] = {}
         for name, check in self._checks.items():
@@ -140,7 +133,7 @@ class ReadinessProbe:
                 results[name] = CheckResult("fail", "previous check still running")
                 continue
             futures[name] = self._running[name] = self._pool.submit(_timed, check)
-        wait(futures.values(), timeout=budget)
+        wait(futures.values(), timeout=max(0.0, started + self._budget - time.perf_counter()))
         for name, future in futures.items():
             if not future.done():
                 results[name] = CheckResult(
@@ -156,6 +149,13 @@ class ReadinessProbe:
             if result.status != "pass":
                 logger.warning("readiness %s: %s (%s)", name, result.status, result.reason)
         return Report(ordered)
+
+
+def _warm(warm_up: Callable[[], object]) -> None:
+    try:
+        warm_up()
+    except Exception as exc:  # the checks themselves report what is wrong
+        logger.info("readiness warm-up failed: %s", type(exc).__name__)
 
 
 def _timed(check: Check) -> CheckResult:

@@ -117,36 +117,37 @@ def test_config_check_reports_errors_by_variable():
     assert check_config(load_settings({})).status == "pass"
 
 
-def test_the_warm_up_runs_once_and_a_slow_one_still_leaves_the_checks_half_the_budget():
-    warmed: list[float] = []
-
-    def warm_up() -> None:
-        time.sleep(0.8)  # longer than the budget: a cold import of SQLAlchemy and Alembic
-        warmed.append(time.monotonic())
+def test_the_warm_up_runs_once_before_the_first_checks():
+    warmed: list[bool] = []
 
     def after_warm_up() -> CheckResult:
         return CheckResult("pass" if warmed else "fail", "ran before the warm-up")
 
     probe = ReadinessProbe(
-        {"a": after_warm_up}, budget_seconds=0.5, cache_seconds=0, warm_up=warm_up
+        {"a": after_warm_up},
+        budget_seconds=5,
+        cache_seconds=0,
+        warm_up=lambda: warmed.append(True),
     )
     assert probe.report().status == "ready"
     assert probe.report().status == "ready"
-    assert len(warmed) == 1
+    assert warmed == [True]
 
 
-def test_a_cold_round_against_a_hung_check_answers_within_the_budget():
-    hung = CountingCheck()
-    hung.release.clear()
+def test_a_hung_warm_up_does_not_hold_the_round():
+    stuck = threading.Event()
     probe = ReadinessProbe(
-        {"db": hung}, budget_seconds=1.0, cache_seconds=0, warm_up=lambda: time.sleep(0.3)
+        {"a": CountingCheck()},
+        budget_seconds=0.5,
+        cache_seconds=0,
+        warm_up=lambda: stuck.wait(timeout=30),
     )
-    started = time.perf_counter()
-    report = probe.report()
-    elapsed = time.perf_counter() - started
-    hung.release.set()
-    assert report.checks["db"] == CheckResult("fail", "timed out", report.checks["db"].latency_ms)
-    assert 0.9 <= elapsed < 1.4, elapsed  # warm-up 0.3 s + the 0.7 s it left of the budget
+    reports = []
+    caller = threading.Thread(target=lambda: reports.append(probe.report()))
+    caller.start()
+    caller.join(timeout=10)
+    stuck.set()
+    assert reports and reports[0].status == "ready"
 
 
 def test_a_failing_warm_up_leaves_the_verdict_to_the_checks():
