@@ -2,8 +2,9 @@
 
 Every command but ``smoke`` reads ``local.settings.json`` ``Values`` first (without overriding
 variables already set), as ``func start`` does, so local runs and CLI commands see the same
-settings. ``smoke`` tests a running deployment, often a remote one, so it reads only the
-environment (see scripts/smoke_test.py).
+settings. ``smoke`` tests a running deployment, often a remote one: it reads the file only when
+the deployment is on this machine (a loopback address), and otherwise only the environment
+(see scripts/smoke_test.py), so local credentials never go to a remote instance.
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
 """
 
@@ -133,16 +134,30 @@ def cmd_init_settings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from devhost.errors import DevhostError
     from devhost.settings import apply_local_settings
     from scripts.smoke_test import run
 
-    try:  # locally, the superuser and CORS origins of local.settings.json (absent in CI)
-        apply_local_settings(args.settings)
-    except DevhostError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    if _is_loopback(args.base_url):  # the local app: its superuser and CORS origins
+        try:
+            apply_local_settings(args.settings)
+        except DevhostError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
     return run(
         args.base_url,
         expect_version=args.expect_version,

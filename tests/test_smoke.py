@@ -150,6 +150,17 @@ def test_manage_py_smoke_takes_the_account_and_origin_from_local_settings(api, t
     assert_reveals_nothing(result)
 
 
+def test_manage_py_smoke_of_a_remote_url_ignores_local_settings(tmp_path):
+    settings = tmp_path / "local.settings.json"
+    values = {"FIRST_SUPERUSER": SUPERUSER, "FIRST_SUPERUSER_PASSWORD": SUPERUSER_PASSWORD}
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    # The credentials are checked before any request: without the file's, none are left.
+    result = smoke("https://stratus.invalid", manage=True, settings=str(settings))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no credentials" in result.stderr
+
+
 def test_without_any_origin_the_cors_checks_are_skipped_not_failed(api):
     result = smoke(api.url, env=AS_SUPERUSER)
 
