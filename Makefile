@@ -34,7 +34,7 @@ run: $(VENV)/.run-installed local.settings.json
 # The API as the full-stack-fastapi-template's frontend and Playwright tests expect it: port 8000
 # (its VITE_API_URL), its default superuser, mail to a local MailCatcher/Mailpit on port 1025,
 # and a database of its own (e2e.db), so that `make run`'s superuser password does not collide.
-E2E_ENV := ENVIRONMENT=development DATABASE_URL=sqlite:///e2e.db \
+E2E_ENV := ENVIRONMENT=development DATABASE_URL=sqlite:///e2e.db CACHE_PREFIX=stratus-e2e \
 	FIRST_SUPERUSER=$${FIRST_SUPERUSER:-admin@example.com} \
 	FIRST_SUPERUSER_PASSWORD=$${FIRST_SUPERUSER_PASSWORD:-changethis} \
 	SMTP_HOST=$${SMTP_HOST:-127.0.0.1} SMTP_PORT=$${SMTP_PORT:-1025} SMTP_TLS=false \

@@ -219,7 +219,8 @@ def start_server(label: str, env: dict[str, str], settings: Path) -> Server:
                 return server
         except httpx.TransportError:
             time.sleep(0.05)
-    raise RuntimeError(f"{label} server did not start:\n{log.read_text()}")
+    stop_server(server)
+    raise RuntimeError(f"{label} server did not start in {STARTUP_TIMEOUT_SECONDS} s")
 
 
 def stop_server(server: Server) -> None:

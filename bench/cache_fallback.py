@@ -8,7 +8,7 @@ Redis (SIGSTOP, the worst outage for a breaker that still touched the network), 
 app to report ``memory`` mode, warms the in-process store, times the same ``--reads`` requests,
 and thaws Redis. The issue's bound is that once the breaker is open a call adds at most 2 ms.
 
-Run from the repository root (needs PostgreSQL; about 30 s):
+Run from the repository root (needs PostgreSQL; about 20 s):
 
     .venv/bin/python -m bench.cache_fallback [--rounds 4] [--reads 400]
 """

@@ -1,6 +1,7 @@
 """Development-only user creation, used by the frontend's end-to-end tests.
 
-function_app registers this blueprint only when ``ENVIRONMENT=development``.
+function_app registers this blueprint only when ``ENVIRONMENT=development`` (or the template's
+``local``, its alias).
 """
 
 from __future__ import annotations

@@ -215,6 +215,7 @@ def test_a_fault_drill_under_load_fails_no_request_and_recovers_within_two_probe
     healthy = load.between(began + 0.5, healthy_until) + load.between(final_from + 0.5, ended)
     windows = {o.name: load.between(o.opened_at + 0.05, o.returned_at) for o in outages}
     fallback = [s for window in windows.values() for s in window]
+    assert healthy and fallback, ("no samples to compare", len(samples))
     healthy_ms, fallback_ms = median_ms(healthy), median_ms(fallback)
     restart_tripped = (
         after_restart["fallback_activations"]["process"]
