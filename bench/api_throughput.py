@@ -294,6 +294,45 @@ def wrk_command(
     return [*command, server.url + path]
 
 
+def wrk_env() -> dict[str, str]:
+    """The environment of a wrk run: login.lua reads the user's form fields from it."""
+    return {
+        **os.environ,
+        "BENCH_USERNAME": urllib.parse.quote(USER_EMAIL, safe=""),
+        "BENCH_PASSWORD": urllib.parse.quote(USER_PASSWORD, safe=""),
+    }
+
+
+def settle(
+    server: Server, result: subprocess.CompletedProcess[str], cpu: dict[str, float]
+) -> dict[str, float]:
+    """wrk's figures (from report.lua), once the requests still in flight have finished.
+
+    Up to one request per connection is still running when wrk stops (a login takes long): its
+    CPU and its count go into ``cpu["app_ms_per_request"]``, not into the share columns.
+    """
+    stopped = process_ticks(server.process.pid)
+    wait_until_idle(server)
+    tail_s = (process_ticks(server.process.pid) - stopped) / CLOCK_TICKS
+    found = re.search(r"^BENCH (\{.*\})$", result.stdout, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk gave no summary:\n{result.stdout}\n{result.stderr}")
+    figures: dict[str, float] = json.loads(found.group(1))
+    cpu["app_ms_per_request"] = (cpu["app_s"] + tail_s) * 1e3 / (figures["requests"] + CONNECTIONS)
+    return figures
+
+
+def shown_command(command: Sequence[str]) -> list[str]:
+    """The wrk command as printed: no token, no absolute paths, no port."""
+    shown = [
+        "Authorization: Bearer $TOKEN" if part.startswith("Authorization:") else part
+        for part in command
+    ]
+    shown = [part.replace(str(ROOT) + "/", "") for part in shown]
+    shown[-1] = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", shown[-1])
+    return shown
+
+
 def run_wrk(
     server: Server,
     route: str,
@@ -304,36 +343,16 @@ def run_wrk(
     admin: str,
 ) -> Run:
     command = wrk_command(server, path, script, seconds, token)
-    env = {
-        **os.environ,
-        "BENCH_USERNAME": urllib.parse.quote(USER_EMAIL, safe=""),
-        "BENCH_PASSWORD": urllib.parse.quote(USER_PASSWORD, safe=""),
-    }
     before = cache_counts(server, admin)
     cpu: dict[str, float] = {}
     with cpu_split(server, cpu):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    # Up to one request per connection is still running when wrk stops (a login takes long):
-    # its CPU and its count go into the per-request figure, not into the share columns.
-    stopped = process_ticks(server.process.pid)
-    wait_until_idle(server)
-    tail_s = (process_ticks(server.process.pid) - stopped) / CLOCK_TICKS
+        result = subprocess.run(command, env=wrk_env(), capture_output=True, text=True, check=True)
+    figures = settle(server, result, cpu)
     after = cache_counts(server, admin)
-    found = re.search(r"^BENCH (\{.*\})$", result.stdout, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"wrk gave no summary:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(found.group(1))
-    cpu["app_ms_per_request"] = (cpu["app_s"] + tail_s) * 1e3 / (figures["requests"] + CONNECTIONS)
-    shown = [
-        "Authorization: Bearer $TOKEN" if part.startswith("Authorization:") else part
-        for part in command
-    ]
-    shown = [part.replace(str(ROOT) + "/", "") for part in shown]
-    shown[-1] = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", shown[-1])
     return Run(
         server=server.label,
         route=route,
-        command=shown,
+        command=shown_command(command),
         figures=figures,
         cache={name: after[name] - before[name] for name in after},
         cpu=cpu,

@@ -43,10 +43,8 @@ Run from the repository root (needs PostgreSQL, Redis and wrk; about 6 minutes):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import re
 import secrets
 import shlex
 import shutil
@@ -65,7 +63,6 @@ import httpx
 import psycopg
 
 from bench.api_throughput import (
-    CONNECTIONS,
     CPUS,
     DISTURBED_PCT,
     PYTHON,
@@ -82,14 +79,16 @@ from bench.api_throughput import (
     login,
     machine_ticks,
     postgres_version,
-    process_ticks,
     seed,
+    settle,
+    shown_command,
     start_server,
     stop_server,
     stored_hash,
     wait_for_quiet,
     wait_until_idle,
     wrk_command,
+    wrk_env,
 )
 from tests.conftest import (
     REDIS_URL,
@@ -257,37 +256,25 @@ def reaped_service_ticks() -> int:
 def measure(server: Server, route: Route, seconds: float, token: str | None) -> Run:
     """One wrk run (``bench.api_throughput``'s command and ``done`` hook) on one app."""
     command = wrk_command(server, route.path, route.script, seconds, token)
-    env = {
-        **os.environ,
-        "BENCH_USERNAME": urllib.parse.quote(USER_EMAIL, safe=""),
-        "BENCH_PASSWORD": urllib.parse.quote(USER_PASSWORD, safe=""),
-    }
     cpu: dict[str, float] = {}
     reaped0, (_, total0) = reaped_service_ticks(), machine_ticks()
     with cpu_split(server, cpu):
         result = subprocess.run(
-            command, env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
+            command,
+            env=wrk_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         )
+    # The template's short-lived PostgreSQL backends are gone before cpu_split reads them.
     reaped_pct = 100 * (reaped_service_ticks() - reaped0) / max(machine_ticks()[1] - total0, 1)
     cpu["services_pct"] += reaped_pct
     cpu["other_pct"] = max(cpu["other_pct"] - reaped_pct, 0.0)
-    # Up to one request per connection is still running when wrk stops (a login takes long):
-    # its CPU and its count go into the per-request figure, not into the share columns.
-    stopped = process_ticks(server.process.pid)
-    wait_until_idle(server)
-    tail_s = (process_ticks(server.process.pid) - stopped) / CLOCK_TICKS
-    found = re.search(r"^BENCH (\{.*\})$", result.stdout, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"wrk gave no summary:\n{result.stdout}\n{result.stderr}")
-    figures = json.loads(found.group(1))
-    cpu["app_ms_per_request"] = (cpu["app_s"] + tail_s) * 1e3 / (figures["requests"] + CONNECTIONS)
-    shown = [
-        "Authorization: Bearer $TOKEN" if part.startswith("Authorization:") else part
-        for part in command
-    ]
-    shown = [part.replace(str(ROOT) + "/", "") for part in shown]
-    shown[-1] = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", shown[-1])
-    return Run(server.label, route.name, shown, figures, cpu=cpu, raw=result.stdout)
+    figures = settle(server, result, cpu)
+    return Run(
+        server.label, route.name, shown_command(command), figures, cpu=cpu, raw=result.stdout
+    )
 
 
 @dataclass
