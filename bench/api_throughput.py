@@ -549,21 +549,26 @@ class Outcome:
     loads: list[float] = field(default_factory=list)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_options(parser: argparse.ArgumentParser, *, attempts: int, budget: float) -> None:
+    """The options of a wrk bench: run lengths, and how hard to try for an undisturbed run."""
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
     parser.add_argument(
         "--quiet-wait", type=float, default=10.0, help="max seconds to wait for an idle machine"
     )
     parser.add_argument(
-        "--attempts", type=int, default=3, help="tries per run while other load disturbs it"
+        "--attempts", type=int, default=attempts, help="tries per run while other load disturbs it"
     )
     parser.add_argument(
-        "--budget", type=float, default=150.0, help="seconds after which no run is repeated"
+        "--budget", type=float, default=budget, help="seconds after which no run is repeated"
     )
-    parser.add_argument("--profile", action="store_true", help="also sample the app with py-spy")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own reports")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_options(parser, attempts=3, budget=150.0)
+    parser.add_argument("--profile", action="store_true", help="also sample the app with py-spy")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")

@@ -73,6 +73,7 @@ from bench.api_throughput import (
     USER_PASSWORD,
     Run,
     Server,
+    add_run_options,
     clear_namespace,
     cpu_split,
     hash_parameters,
@@ -297,24 +298,13 @@ def main() -> None:
         help="checkout of fastapi/full-stack-fastapi-template with its own .venv",
     )
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per app and route")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
-    parser.add_argument(
-        "--quiet-wait", type=float, default=10.0, help="max seconds to wait for an idle machine"
-    )
-    parser.add_argument(
-        "--attempts", type=int, default=2, help="tries per run while other load disturbs it"
-    )
-    parser.add_argument(
-        "--budget", type=float, default=600.0, help="seconds after which no run is repeated"
-    )
+    add_run_options(parser, attempts=2, budget=600.0)
     parser.add_argument(
         "--no-quiet-template",
         dest="quiet_template",
         action="store_false",
         help="do not also run the template without uvicorn's access log",
     )
-    parser.add_argument("--verbose", action="store_true", help="print wrk's own reports")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
