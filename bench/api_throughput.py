@@ -198,16 +198,22 @@ def cpu_split(server: Server, into: dict[str, float]) -> Iterator[None]:
 
 
 def start_server(label: str, env: dict[str, str], settings: Path) -> Server:
+    """Stratus under ``manage.py serve`` on a free port, once ``/healthz`` answers."""
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix=f"bench-{label}-", suffix=".log")[1])
     command = [PYTHON, "manage.py", "--settings", str(settings), "serve", "--port", str(port)]
+    return start_process(
+        label, command, ROOT, {**os.environ, **env, "PYTHONUNBUFFERED": "1"}, port, "/healthz"
+    )
+
+
+def start_process(
+    label: str, command: list[str], cwd: Path, env: dict[str, str], port: int, health: str
+) -> Server:
+    """Start an app server, its output in a temporary log; return once ``health`` answers 200."""
+    log = Path(tempfile.mkstemp(prefix=f"bench-{label}-", suffix=".log")[1])
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     server = Server(label, port, process, log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
@@ -215,7 +221,7 @@ def start_server(label: str, env: dict[str, str], settings: Path) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"{label} server exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}{health}", timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.05)

@@ -68,7 +68,6 @@ from bench.api_throughput import (
     PYTHON,
     ROOT,
     SERVICES,
-    STARTUP_TIMEOUT_SECONDS,
     USER_EMAIL,
     USER_PASSWORD,
     Run,
@@ -83,6 +82,7 @@ from bench.api_throughput import (
     seed,
     settle,
     shown_command,
+    start_process,
     start_server,
     stop_server,
     stored_hash,
@@ -189,28 +189,8 @@ class Template:
 
     def start(self, label: str, env: dict[str, str], access_log: bool) -> Server:
         port = free_port()
-        log = Path(tempfile.mkstemp(prefix="bench-template-", suffix=".log")[1])
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                self.command(port, access_log),
-                cwd=self.backend,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(label, port, process, log)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{label} exited:\n{log.read_text()}")
-            try:
-                health = httpx.get(f"{server.url}/api/v1/utils/health-check/", timeout=2)
-                if health.status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-        stop_server(server)
-        raise RuntimeError(f"{label} did not start:\n{log.read_text()}")
+        command = self.command(port, access_log)
+        return start_process(label, command, self.backend, env, port, "/api/v1/utils/health-check/")
 
     def versions(self) -> str:
         code = (
