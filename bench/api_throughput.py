@@ -454,13 +454,14 @@ def postgres_version() -> str:
     return str(row[0]) if row else "?"
 
 
-def stored_hash(database_url: str) -> str:
+def stored_hash(database_url: str, table: str = "users") -> str:
+    """The bench user's password hash, from ``table`` (the template's is called "user")."""
     import psycopg
+    from psycopg import sql
 
+    query = sql.SQL("SELECT hashed_password FROM {} WHERE email = %s").format(sql.Identifier(table))
     with psycopg.connect(database_url.replace("+psycopg", ""), connect_timeout=3) as conn:
-        row = conn.execute(
-            "SELECT hashed_password FROM users WHERE email = %s", (USER_EMAIL,)
-        ).fetchone()
+        row = conn.execute(query, (USER_EMAIL,)).fetchone()
     assert row is not None
     return str(row[0])
 

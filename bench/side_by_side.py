@@ -60,7 +60,6 @@ from pathlib import Path
 from statistics import mean
 
 import httpx
-import psycopg
 
 from bench.api_throughput import (
     CPUS,
@@ -204,15 +203,6 @@ class Template:
         return ", ".join(result.stdout.split("\n")).strip(", ")
 
 
-def template_hash(database_url: str) -> str:
-    with psycopg.connect(database_url.replace("+psycopg", ""), connect_timeout=3) as conn:
-        row = conn.execute(
-            'SELECT hashed_password FROM "user" WHERE email = %s', (USER_EMAIL,)
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def reaped_service_ticks() -> int:
     """CPU of PostgreSQL and Redis processes that have exited and been reaped, in clock ticks.
 
@@ -332,7 +322,7 @@ def main() -> None:
                 tokens[TEMPLATE_QUIET] = login(client, USER_EMAIL, USER_PASSWORD)
         outcome.hashes = {
             STRATUS: hash_parameters(stored_hash(stratus_db)),
-            TEMPLATE: hash_parameters(template_hash(template_db)),
+            TEMPLATE: hash_parameters(stored_hash(template_db, "user")),
         }
 
         labels = list(servers)
