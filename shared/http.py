@@ -325,15 +325,29 @@ def _apply_cors(response: func.HttpResponse, origin: str | None, settings: Setti
         response.headers["Access-Control-Allow-Credentials"] = "true"
 
 
-def _methods_for(template: str) -> list[str]:
-    methods = sorted({spec.method for spec in ROUTES if spec.template == template})
+def _matches(template: str, segments: list[str]) -> bool:
+    """Whether a route template (``{name}`` parameters, a last ``{name?}``) matches a path."""
+    parts = template.split("/")
+    if parts[-1].endswith("?}") and len(segments) == len(parts) - 1:
+        parts = parts[:-1]
+    return len(parts) == len(segments) and all(
+        (part.startswith("{") and segment != "") or part.lower() == segment.lower()
+        for part, segment in zip(parts, segments, strict=True)
+    )
+
+
+def _methods_for(path: str) -> list[str]:
+    """Every method some route answers at ``path``: the host picks the route by path and method,
+    so a literal route (``cache/stats``) and a parameter route (``cache/{pattern?}``) share it."""
+    segments = urllib.parse.urlsplit(path).path.strip("/").split("/")
+    methods = sorted({spec.method for spec in ROUTES if _matches(spec.template, segments)})
     return [*methods, "OPTIONS"]
 
 
-def _preflight(raw: func.HttpRequest, template: str, settings: Settings) -> func.HttpResponse:
+def _preflight(raw: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     origin = raw.headers.get("origin")
     requested = raw.headers.get("access-control-request-method")
-    methods = _methods_for(template)
+    methods = _methods_for(raw.url)
     if not origin or not requested:
         return func.HttpResponse(status_code=204, headers={"Allow": ", ".join(methods)})
     if _allowed_origin(origin, settings) is None:
@@ -363,7 +377,7 @@ def _invoke(
 ) -> func.HttpResponse:
     settings = get_settings()
     if raw.method == "OPTIONS":
-        response = _preflight(raw, spec.template, settings)
+        response = _preflight(raw, settings)
         _apply_cors(response, raw.headers.get("origin"), settings)
         return response
     invocation_id = context.invocation_id

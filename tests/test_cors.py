@@ -13,6 +13,10 @@ ALLOWED = "https://app.example.com"
         ("/api/v1/login/access-token", "POST"),
         ("/api/v1/users/me", "PATCH"),
         ("/healthz", "GET"),
+        # A literal route answers the preflight; DELETE there reaches cache/{pattern?}.
+        ("/api/v1/cache/stats", "DELETE"),
+        ("/api/v1/cache/stats", "GET"),
+        ("/api/v1/cache/", "DELETE"),
     ],
 )
 def test_preflight_from_an_allowed_origin(api, path, method):
@@ -33,6 +37,18 @@ def test_preflight_from_an_allowed_origin(api, path, method):
     assert int(response.headers["access-control-max-age"]) > 0
     assert "Origin" in response.headers["vary"]
     assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/api/v1/cache/stats", "PUT"), ("/api/v1/utils/health-check/", "DELETE")],
+)
+def test_preflight_for_a_method_no_route_answers_there_is_refused(api, path, method):
+    response = api.request(
+        "OPTIONS", path, headers={"Origin": ALLOWED, "Access-Control-Request-Method": method}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Disallowed CORS method"}
 
 
 def test_preflight_from_another_origin_gets_no_cors_headers(api):
