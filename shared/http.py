@@ -336,18 +336,23 @@ def _matches(template: str, segments: list[str]) -> bool:
     )
 
 
-def _methods_for(path: str) -> list[str]:
-    """Every method some route answers at ``path``: the host picks the route by path and method,
-    so a literal route (``cache/stats``) and a parameter route (``cache/{pattern?}``) share it."""
-    segments = urllib.parse.urlsplit(path).path.strip("/").split("/")
-    methods = sorted({spec.method for spec in ROUTES if _matches(spec.template, segments)})
-    return [*methods, "OPTIONS"]
+def _methods_for(template: str, url: str) -> list[str]:
+    """The methods of ``template``'s routes, and of every other route that answers at ``url``:
+    the host picks a route by path and method, so a literal route (``cache/stats``) and a
+    parameter route (``cache/{pattern?}``) share a path."""
+    segments = urllib.parse.urlsplit(url).path.strip("/").split("/")
+    methods = {
+        spec.method
+        for spec in ROUTES
+        if spec.template == template or _matches(spec.template, segments)
+    }
+    return [*sorted(methods), "OPTIONS"]
 
 
-def _preflight(raw: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def _preflight(raw: func.HttpRequest, template: str, settings: Settings) -> func.HttpResponse:
     origin = raw.headers.get("origin")
     requested = raw.headers.get("access-control-request-method")
-    methods = _methods_for(raw.url)
+    methods = _methods_for(template, raw.url)
     if not origin or not requested:
         return func.HttpResponse(status_code=204, headers={"Allow": ", ".join(methods)})
     if _allowed_origin(origin, settings) is None:
@@ -377,7 +382,7 @@ def _invoke(
 ) -> func.HttpResponse:
     settings = get_settings()
     if raw.method == "OPTIONS":
-        response = _preflight(raw, settings)
+        response = _preflight(raw, spec.template, settings)
         _apply_cors(response, raw.headers.get("origin"), settings)
         return response
     invocation_id = context.invocation_id
