@@ -36,6 +36,7 @@ must be installed (``.venv/bin/pip install py-spy``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -51,7 +52,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -556,6 +557,27 @@ class Outcome:
     loads: list[float] = field(default_factory=list)
 
 
+def least_disturbed(
+    measure: Callable[[], Run], server: Server, args: argparse.Namespace, started: float
+) -> Run:
+    """``measure()`` on an idle app and a quiet machine, repeated while other processes took
+    more than DISTURBED_PCT of it (``--attempts``, within ``--budget``); the least disturbed."""
+    attempts: list[Run] = []
+    while True:
+        wait_until_idle(server)
+        wait_for_quiet(args.quiet_wait)
+        attempts.append(measure())
+        if (
+            attempts[-1].cpu["other_pct"] <= DISTURBED_PCT
+            or len(attempts) >= args.attempts
+            or time.monotonic() - started > args.budget
+        ):
+            break
+    chosen = min(attempts, key=lambda run: run.cpu["other_pct"])
+    chosen.attempts = len(attempts)
+    return chosen
+
+
 def add_run_options(parser: argparse.ArgumentParser, *, attempts: int, budget: float) -> None:
     """The options of a wrk bench: run lengths, and how hard to try for an undisturbed run."""
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
@@ -625,25 +647,23 @@ def main() -> None:
                     outcome.argon2[concurrency] = argon2_cost(stored, concurrency, 12)
             user_token = None if step.route == "login" else token
             run_wrk(server, step.route, step.path, step.script, args.warmup, user_token, admin)
-            attempts: list[Run] = []
-            while True:
-                wait_until_idle(server)
-                wait_for_quiet(args.quiet_wait)
-                attempts.append(
-                    run_wrk(
-                        server, step.route, step.path, step.script, args.duration, user_token, admin
-                    )
+            outcome.runs.append(
+                least_disturbed(
+                    functools.partial(
+                        run_wrk,
+                        server,
+                        step.route,
+                        step.path,
+                        step.script,
+                        args.duration,
+                        user_token,
+                        admin,
+                    ),
+                    server,
+                    args,
+                    started,
                 )
-                over_budget = time.monotonic() - started > args.budget
-                if (
-                    attempts[-1].cpu["other_pct"] <= DISTURBED_PCT
-                    or len(attempts) >= args.attempts
-                    or over_budget
-                ):
-                    break
-            chosen = min(attempts, key=lambda run: run.cpu["other_pct"])
-            chosen.attempts = len(attempts)
-            outcome.runs.append(chosen)
+            )
             wait_until_idle(server)
         outcome.final_rss = {label: server.status() for label, server in servers.items()}
         if args.profile:

@@ -43,6 +43,7 @@ Run from the repository root (needs PostgreSQL, Redis and wrk; about 6 minutes):
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import secrets
@@ -63,7 +64,6 @@ import httpx
 
 from bench.api_throughput import (
     CPUS,
-    DISTURBED_PCT,
     PYTHON,
     ROOT,
     SERVICES,
@@ -75,6 +75,7 @@ from bench.api_throughput import (
     clear_namespace,
     cpu_split,
     hash_parameters,
+    least_disturbed,
     login,
     machine_ticks,
     postgres_version,
@@ -85,7 +86,6 @@ from bench.api_throughput import (
     start_server,
     stop_server,
     stored_hash,
-    wait_for_quiet,
     wait_until_idle,
     wrk_command,
     wrk_env,
@@ -334,20 +334,12 @@ def main() -> None:
                     token = None if route.name == "login" else tokens[label]
                     wait_until_idle(server)
                     measure(server, route, args.warmup, token)
-                    attempts: list[Run] = []
-                    while True:
-                        wait_until_idle(server)
-                        wait_for_quiet(args.quiet_wait)
-                        attempts.append(measure(server, route, args.duration, token))
-                        over_budget = time.monotonic() - started > args.budget
-                        if (
-                            attempts[-1].cpu["other_pct"] <= DISTURBED_PCT
-                            or len(attempts) >= args.attempts
-                            or over_budget
-                        ):
-                            break
-                    chosen = min(attempts, key=lambda run: run.cpu["other_pct"])
-                    chosen.attempts = len(attempts)
+                    chosen = least_disturbed(
+                        functools.partial(measure, server, route, args.duration, token),
+                        server,
+                        args,
+                        started,
+                    )
                     outcome.runs.append((round_index + 1, chosen))
         for server in servers.values():
             wait_until_idle(server)
