@@ -11,18 +11,17 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 import redis
 
 from shared.cache import Cache, redis_options
 from tests.support.redis_server import RedisServer, cache_settings
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.redis
 
@@ -44,42 +43,25 @@ class Call:
     mode_after: str
 
 
-@dataclass
-class Load:
+class Load(Workers):
     """Threads calling the cache as request handlers would, until stopped or bounded out."""
 
-    cache: Cache
-    threads: int = 6
-    calls_per_thread: int = 20_000
-    seconds: float = 20.0
-    calls: list[Call] = field(default_factory=list)
-    failures: list[BaseException] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        for index in range(self.threads):
-            worker = threading.Thread(target=self._work, args=(index,), daemon=True)
-            self._workers.append(worker)
-            worker.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
+    def __init__(
+        self, cache: Cache, threads: int = 6, calls_per_thread: int = 20_000, seconds: float = 20.0
     ) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(10)
+        super().__init__(threads, join_timeout=10)
+        self.cache = cache
+        self.calls_per_thread = calls_per_thread
+        self.seconds = seconds
+        self.calls: list[Call] = []
+        self.failures: list[BaseException] = []
 
-    def _work(self, index: int) -> None:
+    def work(self, index: int) -> None:
         rng = random.Random(index)
         deadline = time.monotonic() + self.seconds
         cache = self.cache
         for n in range(self.calls_per_thread):
-            if self._stop.is_set() or time.monotonic() > deadline:
+            if self.stopping or time.monotonic() > deadline:
                 return
             key = f"k{rng.randrange(50)}"
             roll = rng.random()

@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import httpx
+
+from tests.support.workers import Workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class Sample:
         return self.started + self.seconds
 
 
-class HttpLoad:
+class HttpLoad(Workers):
     def __init__(
         self,
         url: str,
@@ -39,49 +40,21 @@ class HttpLoad:
         seconds: float,
     ) -> None:
         """``requests``: (path, headers) pairs for GETs, taken in turn by every thread."""
+        super().__init__(threads, join_timeout=seconds + 30)
         self.url = url
         self.requests = list(requests)
-        self.threads = threads
         self.per_thread = per_thread
         self.seconds = seconds
         self.samples: list[Sample] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._workers: list[threading.Thread] = []
 
-    def __enter__(self) -> HttpLoad:
-        for index in range(self.threads):
-            worker = threading.Thread(target=self._work, args=(index,), daemon=True)
-            self._workers.append(worker)
-            worker.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.join(timeout=self.seconds + 30)
-
-    def join(self, timeout: float) -> bool:
-        """Wait for the threads to finish their quota; whether they all did."""
-        deadline = time.monotonic() + timeout
-        for worker in self._workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        return not any(worker.is_alive() for worker in self._workers)
-
-    def _work(self, index: int) -> None:
+    def work(self, index: int) -> None:
         deadline = time.monotonic() + self.seconds
         samples: list[Sample] = []
         with httpx.Client(base_url=self.url, timeout=10) as client:
             for n in range(self.per_thread):
-                if self._stop.is_set() or time.monotonic() > deadline:
+                if self.stopping or time.monotonic() > deadline:
                     break
                 path, headers = self.requests[(index + n) % len(self.requests)]
                 started, clock = time.time(), time.perf_counter()
