@@ -6,9 +6,8 @@ Every test runs in both modes: ``redis`` (a private, password-protected redis-se
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from tests.support.cache_app import (
 )
 from tests.support.devhost_process import DevhostProcess
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -468,7 +468,7 @@ def test_a_record_a_slow_reader_stores_after_a_write_is_evicted_again_within_sec
     try:
         # The create's own second eviction must not be the one that removes the late store.
         cases[0][1]()
-        _wait(lambda: client.exists(item_key) == 0, "the create's second eviction")
+        wait_until(lambda: client.exists(item_key) == 0, "the create's second eviction")
         for key, read, write, fresh in cases:
             assert read() != fresh
             stale = client.get(key)
@@ -476,13 +476,6 @@ def test_a_record_a_slow_reader_stores_after_a_write_is_evicted_again_within_sec
             response = write()
             assert response.status_code == 200, response.text
             client.set(key, stale, ex=1800)  # the slow reader's late store
-            _wait(lambda: read() == fresh, f"{key}: the stale record's removal")
+            wait_until(lambda: read() == fresh, f"{key}: the stale record's removal")
     finally:
         client.close()
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
-        time.sleep(0.1)

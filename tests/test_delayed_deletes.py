@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from shared.cache import Cache
 from shared.delayed_deletes import DelayedDeletes
 from tests.support.redis_server import RedisServer, cache_settings
+from tests.support.waiting import wait_until
 
 
 class Recorder:
@@ -27,20 +27,13 @@ class Recorder:
             raise ConnectionError("redis went away")
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not within the timeout"
-        time.sleep(0.01)
-
-
 def test_deletes_run_once_the_delay_has_passed_in_order():
     record = Recorder()
     later = DelayedDeletes(record, delay=0.3)
     scheduled = time.monotonic()
     later.schedule(["user:1", "item:1"])
     later.schedule(["item:2"])
-    _wait_for(lambda: "item:2" in {key for call in record.calls for key in call})
+    wait_until(lambda: "item:2" in {k for call in record.calls for k in call}, "the deletes")
     assert time.monotonic() - scheduled >= 0.3
     assert [key for call in record.calls for key in call] == ["user:1", "item:1", "item:2"]
     later.close()
@@ -50,9 +43,9 @@ def test_a_failed_delete_is_logged_and_the_thread_carries_on(caplog: pytest.LogC
     record = Recorder(fail_first=True)
     later = DelayedDeletes(record, delay=0.05)
     later.schedule(["a"])
-    _wait_for(lambda: len(record.calls) == 1)
+    wait_until(lambda: len(record.calls) == 1, "the failing delete")
     later.schedule(["b"])
-    _wait_for(lambda: len(record.calls) == 2)
+    wait_until(lambda: len(record.calls) == 2, "the next delete")
     assert record.calls == [("a",), ("b",)]
     assert "Delayed delete failed" in caplog.text
     later.close()
@@ -89,7 +82,7 @@ def test_the_cache_deletes_a_late_store_again_after_the_configured_delay(with_re
         cache.delete("user:1")
         cache.delete_later("user:1")
         cache.set("user:1", {"name": "old"})  # a racing reader's late store
-        _wait_for(lambda: cache.get("user:1") is None)
+        wait_until(lambda: cache.get("user:1") is None, "the second eviction")
         assert cache.mode == ("redis" if with_redis else "memory")
 
 
