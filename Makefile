@@ -2,25 +2,34 @@
 #   make run    set up .venv, migrate the embedded SQLite database, seed the first superuser,
 #               and serve the app on http://127.0.0.1:7071 (devhost)
 #   make test   set up .venv with the dev tools, lint, type-check and run the whole test suite
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.13, the version Azure runs the app on (.python-version says so to pyenv and uv).
+PYTHON ?= $(shell command -v python3.13)
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip --disable-pip-version-check -q
-# The Functions worker's indexer, for the indexing test; it declares Python >= 3.13.
-WORKER_INDEXER := azure-functions-runtime==1.3.0
+# The locked requirements*.txt install with pip (hash-checking mode), or with uv when it is on
+# PATH: the same files, the same hashes, a faster install.
+UV ?= $(shell command -v uv)
+ifeq ($(UV),)
+INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q --require-hashes -r
+else
+INSTALL := $(UV) pip install -q --python $(BIN)/python --require-hashes -r
+endif
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.13 --universal
 
-.PHONY: run test lint e2e-api clean
+.PHONY: run test lint lock e2e-api clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+# Named for its version, so that a .venv left from another Python is recreated (--clear).
+$(BIN)/python3.13:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: python3.13 was not found on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv --clear $(VENV)
 
-$(VENV)/.run-installed: requirements.txt requirements-devhost.txt | $(BIN)/python
-	$(PIP) install -r requirements-devhost.txt
+# Each locked file is a complete set: the dev one holds the devhost one, which holds the app's.
+$(VENV)/.run-installed: requirements.txt requirements-devhost.txt | $(BIN)/python3.13
+	$(INSTALL) requirements-devhost.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.run-installed requirements-dev.txt
-	$(PIP) install -r requirements-dev.txt
-	$(PIP) install --no-deps --ignore-requires-python $(WORKER_INDEXER)
+	$(INSTALL) requirements-dev.txt
 	touch $@
 
 local.settings.json: | $(VENV)/.run-installed
@@ -56,6 +65,13 @@ lint: $(VENV)/.dev-installed
 
 test: lint
 	$(BIN)/pytest
+
+# Recompile the locked files after editing a requirements*.in file (pins already in a .txt file
+# are kept; `make lock LOCK_FLAGS=--upgrade` moves every package to its newest allowed release).
+lock: $(VENV)/.dev-installed
+	$(LOCK) $(LOCK_FLAGS) requirements.in -o requirements.txt
+	$(LOCK) $(LOCK_FLAGS) requirements-devhost.in -o requirements-devhost.txt
+	$(LOCK) $(LOCK_FLAGS) requirements-dev.in -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
