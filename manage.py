@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from devhost.server import serve
 
     return serve(
-        app_module="function_app",
+        app_dir=ROOT,
         host=args.host,
         port=args.port,
         settings_file=args.settings,

@@ -1,25 +1,24 @@
 """The raw ASGI app that turns HTTP requests into Functions invocations.
 
 Deliberately framework-free: per request it does one route lookup, builds the
-``func.HttpRequest`` the worker would build, calls the function and writes its
-``func.HttpResponse`` back, so a benchmark through devhost measures the function app, not the
-host.
+``InvocationRequest`` the host would send, hands it to the runtime and writes the
+``InvocationResponse`` back, so a benchmark through devhost measures the runtime and the
+function app, not the host.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
-import azure.functions as func
-
-from devhost.context import W3CTraceContext
-from devhost.indexing import IndexedFunction
-from devhost.invoker import Invoker
+from devhost import messages
+from devhost.executions import log_executed
+from devhost.functions import IndexedFunction
 from devhost.routing import MethodNotAllowed, Router
+from devhost.runtime import FunctionsRuntime
 from devhost.timers import TimerScheduler
 
 logger = logging.getLogger("devhost")
@@ -28,7 +27,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
+Headers = messages.Headers
 
 # Azure Functions rejects request bodies over 100 MB.
 MAX_BODY_BYTES = 100 * 1024 * 1024
@@ -37,28 +36,10 @@ _JSON = (b"content-type", b"application/json")
 _NOT_FOUND = b'{"detail": "Not Found"}'
 _NOT_ALLOWED = b'{"detail": "Method Not Allowed"}'
 _TOO_LARGE = f'{{"detail": "Request body too large: the limit is {MAX_BODY_BYTES} bytes"}}'.encode()
-_SERVER_ERROR = b'{"detail": "Internal Server Error"}'
 
 
 class _Disconnected(Exception):
     """The client went away before sending its whole body."""
-
-
-def _request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
-        # Repeated headers arrive joined with ",", as ASP.NET's StringValues renders them.
-        headers[name] = f"{headers[name]},{value}" if name in headers else value
-    return headers
-
-
-def _query_params(query: bytes) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True):
-        params[key] = f"{params[key]},{value}" if key in params else value
-    return params
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -79,32 +60,6 @@ async def _read_body(receive: Receive) -> bytes | None:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _response_parts(result: Any) -> tuple[int, Headers, bytes]:
-    """Status, headers and body of what a function returned, as the worker encodes them."""
-    if isinstance(result, str | bytes):
-        body = result.encode() if isinstance(result, str) else result
-        return 200, [(b"content-type", b"text/plain; charset=utf-8")], body
-    if not isinstance(result, func.HttpResponse):
-        raise TypeError(
-            f"the function returned {type(result).__name__}; expected func.HttpResponse"
-        )
-    headers: Headers = []
-    has_type = False
-    for name, value in result.headers.items():
-        lowered = name.lower()
-        if lowered in {"content-length", "transfer-encoding"}:
-            continue  # framing is the server's job; the body below is complete
-        has_type = has_type or lowered == "content-type"
-        headers.append((lowered.encode("latin-1"), str(value).encode("latin-1")))
-    if not has_type:
-        mimetype = str(result.mimetype)
-        content_type = (
-            f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
-        )
-        headers.append((b"content-type", content_type.encode("latin-1")))
-    return int(result.status_code), headers, result.get_body()
-
-
 async def _respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -115,12 +70,13 @@ class FunctionsApp:
     def __init__(
         self,
         router: Router[IndexedFunction],
-        invoker: Invoker,
+        runtime: FunctionsRuntime,
         scheduler: TimerScheduler,
         grace_seconds: float,
     ) -> None:
         self._router = router
-        self._invoker = invoker
+        self._runtime = runtime
+        self._protos = runtime.protos
         self._scheduler = scheduler
         self._grace_seconds = grace_seconds
 
@@ -138,7 +94,7 @@ class FunctionsApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._scheduler.stop(self._grace_seconds)
-                self._invoker.shutdown()
+                self._runtime.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -153,7 +109,7 @@ class FunctionsApp:
             allow = (b"allow", ", ".join(resolved.allow).encode())
             await _respond(send, 405, [_JSON, allow], _NOT_ALLOWED)
             return
-        headers = _request_headers(scope["headers"])
+        headers = messages.request_headers(scope["headers"])
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             body = None  # refused before reading a byte of it
@@ -168,25 +124,32 @@ class FunctionsApp:
         query: bytes = scope["query_string"]
         host = headers.get("host") or "{}:{}".format(*scope["server"])
         url = f"{scope['scheme']}://{host}{raw_path}"
-        request = func.HttpRequest(
-            method,
-            f"{url}?{query.decode('latin-1')}" if query else url,
-            headers=headers,
-            params=_query_params(query) if query else None,
-            route_params=resolved.params,
-            body=body,
-        )
+        if query:
+            url = f"{url}?{query.decode('latin-1')}"
         function = resolved.target
-        trace = None
-        if function.wants_context:
-            trace = W3CTraceContext(headers.get("traceparent"), headers.get("tracestate"))
+        protos = self._protos
+        data = messages.http_data(protos, method, url, headers, query, resolved.params, body)
         invocation_id = str(uuid.uuid4())
-        try:
-            result = await self._invoker.invoke(function, request, invocation_id, trace)
-            status, response_headers, response_body = _response_parts(result)
-        except Exception:
-            logger.exception(
-                "Executed 'Functions.%s' (Failed, Id=%s)", function.name, invocation_id
-            )
-            status, response_headers, response_body = 500, [_JSON], _SERVER_ERROR
+        request = messages.invocation(
+            protos,
+            function.function_id,
+            invocation_id,
+            function.trigger_parameter,
+            data,
+            messages.trace_context(protos, headers),
+        )
+        started = time.perf_counter()
+        response = await self._runtime.invoke(request)
+        failure = self._runtime.failure(response)
+        if failure is None:
+            try:
+                status, response_headers, response_body = messages.http_response(
+                    response.return_value
+                )
+            except (TypeError, ValueError) as exc:
+                failure = f"Exception: {type(exc).__name__}: {exc}"
+        if failure is not None:
+            # The host answers a failed invocation with an empty 500; the details are logged.
+            log_executed(function.name, invocation_id, started, failure)
+            status, response_headers, response_body = 500, [], b""
         await _respond(send, status, response_headers, response_body)

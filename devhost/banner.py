@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
+from importlib import metadata
 
-from devhost.indexing import HttpTrigger, IndexedFunction, TimerTrigger
+from devhost.functions import HttpTrigger, IndexedFunction, TimerTrigger
+from devhost.protos import protobuf_version
 from devhost.routing import full_template
+from devhost.runtime import FunctionsRuntime
 
 _INDENT = " " * 8
 
@@ -34,3 +38,12 @@ def render_functions(functions: Sequence[IndexedFunction], base_url: str, route_
         for function in functions
     )
     return f"Functions:\n{entries}"
+
+
+def runtime_line(runtime: FunctionsRuntime) -> str:
+    """Which worker code serves the functions: what a local run's fidelity rests on."""
+    return (
+        f"Worker runtime: azure-functions-runtime {runtime.version} "
+        f"(azure-functions {metadata.version('azure-functions')}, "
+        f"protobuf {protobuf_version()}, Python {platform.python_version()})"
+    )

@@ -1,26 +1,20 @@
-"""Function indexing as the Python worker does it: import the app, read each function's bindings.
+"""What the host reads from the metadata the worker indexed: each function's trigger.
 
-The worker imports the script, takes the single top-level ``FunctionRegister`` (a FunctionApp),
-and checks every function's Python parameters against its bindings through
-``inspect.signature`` (which follows ``__wrapped__``). Doing the same here makes a function that
-the real worker would reject fail under devhost too, instead of only after deployment.
+The runtime imports the script, indexes the app and checks every function's parameters against
+its bindings (``worker_init_request``); it answers ``functions_metadata_request`` with an
+``RpcFunctionMetadata`` per function, whose ``raw_bindings`` are the bindings' JSON. Routing and
+schedules are the host's job, so devhost reads them here, resolving ``%SETTING%`` references and
+``AzureWebJobs.<name>.Disabled`` the way the host does.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import azure.functions as func
-
-from devhost.errors import DevhostError
 from devhost.ncrontab import Schedule, parse_schedule
 from devhost.settings import UnresolvedSetting, is_disabled, resolve_references
 
@@ -49,69 +43,18 @@ class TimerTrigger:
 @dataclass(frozen=True)
 class IndexedFunction:
     name: str
+    function_id: str
     trigger_type: str
-    trigger: HttpTrigger | TimerTrigger | None
-    call: Callable[..., Any]
     trigger_parameter: str
-    wants_context: bool
-    is_async: bool
-    directory: str
+    trigger: HttpTrigger | TimerTrigger | None
     disabled: bool
 
 
-def find_app(module_name: str) -> tuple[func.FunctionRegister, str]:
-    """The module's one function app, and the directory it lives in."""
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise DevhostError(
-            f"Worker failed to index functions: cannot import {module_name}"
-        ) from exc
-    apps = [
-        value
-        for value in (getattr(module, name, None) for name in dir(module))
-        if isinstance(value, func.FunctionRegister)
-    ]
-    if not apps:
-        raise DevhostError(f"Could not find top level function app instances in {module_name}.")
-    if len(apps) > 1:
-        raise DevhostError(
-            f"More than one {type(apps[0]).__name__} or other top level function app instances "
-            f"are defined in {module_name}."
-        )
-    directory = os.path.dirname(os.path.abspath(module.__file__ or os.curdir))
-    return apps[0], directory
-
-
-def index_functions(module_name: str) -> list[IndexedFunction]:
-    app, directory = find_app(module_name)
-    try:
-        functions = app.get_functions()
-    except Exception as exc:
-        raise DevhostError("Worker failed to index functions") from exc
-    return [_index(function, directory) for function in functions]
-
-
-def _index(function: func.Function, directory: str) -> IndexedFunction:
-    name = function.get_function_name() or function.get_user_function().__name__
-    bindings: list[dict[str, Any]] = [json.loads(raw) for raw in function.get_raw_bindings()]
-    # azure.functions guarantees exactly one trigger per function.
+def read_function(metadata: Any) -> IndexedFunction:
+    """One ``RpcFunctionMetadata`` as the host reads it (the runtime guarantees one trigger)."""
+    name = str(metadata.name)
+    bindings = [json.loads(raw) for raw in metadata.raw_bindings]
     trigger = next(binding for binding in bindings if binding["type"].endswith("Trigger"))
-    call = function.get_user_function()
-    parameters = set(inspect.signature(call).parameters)
-    bound = {binding["name"] for binding in bindings if binding["name"] != "$return"}
-    wants_context = "context" in parameters and "context" not in bound
-    parameters.discard("context")
-    if parameters - bound:
-        raise DevhostError(
-            f"Function '{name}': the following parameters are declared in Python but not in "
-            f"the function definition: {sorted(parameters - bound)}"
-        )
-    if bound - parameters:
-        raise DevhostError(
-            f"Function '{name}': the following parameters are declared as bindings but are "
-            f"not present in Python: {sorted(bound - parameters)}"
-        )
     for binding in bindings:
         if binding is not trigger and binding["name"] != "$return":
             logger.warning(
@@ -122,13 +65,10 @@ def _index(function: func.Function, directory: str) -> IndexedFunction:
             )
     return IndexedFunction(
         name=name,
+        function_id=str(metadata.function_id),
         trigger_type=trigger["type"],
-        trigger=_trigger(name, trigger),
-        call=call,
         trigger_parameter=trigger["name"],
-        wants_context=wants_context,
-        is_async=inspect.iscoroutinefunction(call),
-        directory=directory,
+        trigger=_trigger(name, trigger),
         disabled=is_disabled(name),
     )
 

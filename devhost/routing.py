@@ -17,12 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 from urllib.parse import unquote
 
 from devhost.constraints import Constraint, parse_constraint
-
-T = TypeVar("T")
 
 _LITERAL, _CONSTRAINED, _PARAMETER, _OPTIONAL, _CATCH_ALL = 1, 2, 3, 4, 5
 _FORBIDDEN_IN_NAME = frozenset("/{}?*=:")
@@ -283,7 +280,7 @@ class RouteTemplate:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteMatch(Generic[T]):
+class RouteMatch[T]:
     target: T
     params: dict[str, str]
 
@@ -294,7 +291,7 @@ class MethodNotAllowed:
 
 
 @dataclass(frozen=True, slots=True)
-class _Route(Generic[T]):
+class _Route[T]:
     template: RouteTemplate
     methods: frozenset[str] | None
     target: T
@@ -315,7 +312,7 @@ def split_path(raw_path: str) -> list[str]:
     return [unquote(part) if "%" in part else part for part in path.split("/")]
 
 
-class Router(Generic[T]):
+class Router[T]:
     """Finds the target for a method and path among ``(template, methods, target)`` routes
     (``methods`` empty or None: every method).
 

@@ -1,7 +1,9 @@
-"""``serve()``: index the function app, then run it under uvicorn until SIGINT or SIGTERM."""
+"""``serve()``: start the worker runtime on the function app, then serve it under uvicorn until
+SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -15,12 +17,12 @@ from pathlib import Path
 import uvicorn
 
 from devhost.asgi import FunctionsApp
-from devhost.banner import render_functions
+from devhost.banner import render_functions, runtime_line
 from devhost.errors import DevhostError
+from devhost.functions import HttpTrigger, IndexedFunction, read_function
 from devhost.hostjson import read_route_prefix
-from devhost.indexing import HttpTrigger, IndexedFunction, index_functions
-from devhost.invoker import Invoker, thread_count
 from devhost.routing import Router, RouteTemplate, full_template
+from devhost.runtime import FunctionsRuntime
 from devhost.settings import apply_local_settings
 from devhost.timers import TimerScheduler
 
@@ -56,10 +58,41 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+# The app setting the runtime honours for its own debug logs.
+DEBUG_LOGGING_SETTING = "PYTHON_ENABLE_DEBUG_LOGGING"
+# The script the worker indexes in the function app directory, as on Azure.
+SCRIPT_FILE_SETTING = "PYTHON_SCRIPT_FILE_NAME"
+DEFAULT_SCRIPT_FILE = "function_app.py"
+
+
 def _configure_logging() -> None:
     # A no-op when the caller (manage.py) has configured logging already.
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[%(asctime)s] %(message)s")
     logger.setLevel(logging.INFO)
+
+
+def _configure_runtime_logging() -> None:
+    # The runtime logs an INFO line per invocation under "azure.functions"; on Azure those go
+    # to the host's system log, not the console. Its warnings stay visible; the app setting
+    # shows the rest.
+    debug = os.environ.get(DEBUG_LOGGING_SETTING, "").strip().lower() in {"1", "true"}
+    logging.getLogger("azure.functions").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+async def _start_worker(runtime: FunctionsRuntime, app_dir: Path) -> list[IndexedFunction]:
+    """Index the app through the runtime, then load every enabled function, as the host does."""
+    script = os.environ.get(SCRIPT_FILE_SETTING) or DEFAULT_SCRIPT_FILE
+    if not (app_dir / script).is_file():
+        raise DevhostError(
+            f"{app_dir / script} not found: the worker indexes {SCRIPT_FILE_SETTING} "
+            f"(default {DEFAULT_SCRIPT_FILE}) in the function app directory"
+        )
+    indexed = await runtime.start(str(app_dir))
+    functions = [read_function(metadata) for metadata in indexed]
+    for metadata, function in zip(indexed, functions, strict=True):
+        if not function.disabled:
+            await runtime.load(metadata)
+    return functions
 
 
 def _router(functions: Sequence[IndexedFunction], route_prefix: str) -> Router[IndexedFunction]:
@@ -91,7 +124,7 @@ def _display_host(host: str) -> str:
 
 
 def serve(
-    app_module: str = "function_app",
+    app_dir: str | Path = ".",
     host: str = "127.0.0.1",
     port: int = 7071,
     settings_file: str | Path = "local.settings.json",
@@ -99,29 +132,34 @@ def serve(
 ) -> int:
     """Run the app's functions until SIGINT/SIGTERM; the process exit code.
 
-    Paths are relative to the current directory, the project root, which is also put on
-    ``sys.path`` the way the worker adds the script root.
+    ``app_dir`` is the function app directory (the host's script root): it is put on
+    ``sys.path`` as the worker does, and the runtime imports ``PYTHON_SCRIPT_FILE_NAME``
+    (default ``function_app.py``) from it. Other paths are relative to the current directory.
     """
     _configure_logging()
+    app_path = Path(app_dir).resolve()
+    runtime = FunctionsRuntime(host)
     try:
         # Settings go into the environment first: the app reads them at import.
         apply_local_settings(Path(settings_file))
+        _configure_runtime_logging()
         route_prefix = read_route_prefix(Path(host_json))
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        functions = index_functions(app_module)
+        if str(app_path) not in sys.path:
+            sys.path.insert(0, str(app_path))
+        functions = asyncio.run(_start_worker(runtime, app_path))
         router = _router(functions, route_prefix)
     except DevhostError as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)
+        runtime.stop()
         return 1
 
-    invoker = Invoker(thread_count())
-    app = FunctionsApp(router, invoker, TimerScheduler(functions, invoker), GRACE_SECONDS)
+    app = FunctionsApp(router, runtime, TimerScheduler(functions, runtime), GRACE_SECONDS)
 
     def announce(bound_port: int) -> None:
         base_url = f"http://{_display_host(host)}:{bound_port}"
         print(render_functions(functions, base_url, route_prefix), flush=True)
-        logger.info("Thread pool: %d worker thread(s)", invoker.max_workers)
+        print(runtime_line(runtime), flush=True)
+        logger.info("Thread pool: %s worker thread(s)", runtime.thread_count)
         print(f"Host started on {base_url}", flush=True)
 
     return _run(app, host, port, announce)

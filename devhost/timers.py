@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from azure.functions.timer import TimerRequest
-
-from devhost.indexing import IndexedFunction, TimerTrigger
-from devhost.invoker import Invoker
+from devhost import messages
+from devhost.executions import log_executed
+from devhost.functions import IndexedFunction, TimerTrigger
 from devhost.ncrontab import Schedule
+from devhost.runtime import FunctionsRuntime
 
 logger = logging.getLogger("devhost")
 
@@ -23,7 +23,7 @@ _LATE_SECONDS = 1.0
 
 
 class TimerScheduler:
-    def __init__(self, functions: Sequence[IndexedFunction], invoker: Invoker) -> None:
+    def __init__(self, functions: Sequence[IndexedFunction], runtime: FunctionsRuntime) -> None:
         self._timers = [
             (function, function.trigger, function.trigger.schedule)
             for function in functions
@@ -31,7 +31,8 @@ class TimerScheduler:
             and function.trigger.schedule is not None
             and not function.disabled
         ]
-        self._invoker = invoker
+        self._runtime = runtime
+        self._last_fired: dict[str, datetime] = {}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -57,7 +58,7 @@ class TimerScheduler:
         self, function: IndexedFunction, trigger: TimerTrigger, schedule: Schedule
     ) -> None:
         if trigger.run_on_startup:
-            await self._fire(function, past_due=False)
+            await self._fire(function, trigger, schedule, past_due=False)
         reference = datetime.now()
         while not self._stopping.is_set():
             due = schedule.next_after(reference)
@@ -70,7 +71,7 @@ class TimerScheduler:
             if delay > 0 and await self._stopped_within(delay):
                 return
             late = delay < -_LATE_SECONDS
-            await self._fire(function, past_due=late and trigger.use_monitor)
+            await self._fire(function, trigger, schedule, past_due=late and trigger.use_monitor)
             reference = datetime.now() if late else due
 
     async def _stopped_within(self, seconds: float) -> bool:
@@ -80,26 +81,32 @@ class TimerScheduler:
             return False
         return True
 
-    async def _fire(self, function: IndexedFunction, past_due: bool) -> None:
+    async def _fire(
+        self, function: IndexedFunction, trigger: TimerTrigger, schedule: Schedule, past_due: bool
+    ) -> None:
         invocation_id = str(uuid.uuid4())
+        now = datetime.now()
         logger.info(
             "Executing 'Functions.%s' (Reason='Timer fired at %s', Id=%s)",
             function.name,
-            datetime.now().astimezone().isoformat(),
+            now.astimezone().isoformat(),
             invocation_id,
+        )
+        protos = self._runtime.protos
+        status = None
+        if trigger.use_monitor:
+            status = messages.schedule_status(
+                self._last_fired.get(function.name), schedule.next_after(now)
+            )
+        self._last_fired[function.name] = now
+        request = messages.invocation(
+            protos,
+            function.function_id,
+            invocation_id,
+            function.trigger_parameter,
+            messages.timer_data(protos, past_due, status),
+            protos.RpcTraceContext(trace_parent=messages.new_trace_parent()),
         )
         started = time.perf_counter()
-        try:
-            await self._invoker.invoke(function, TimerRequest(past_due=past_due), invocation_id)
-        except Exception:
-            outcome = "Failed"
-            logger.exception("Exception while executing function: Functions.%s", function.name)
-        else:
-            outcome = "Succeeded"
-        logger.info(
-            "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
-            function.name,
-            outcome,
-            invocation_id,
-            (time.perf_counter() - started) * 1000,
-        )
+        response = await self._runtime.invoke(request)
+        log_executed(function.name, invocation_id, started, self._runtime.failure(response))

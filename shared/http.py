@@ -266,7 +266,9 @@ def _reject_nul(value: str, prefix: str, name: str) -> None:
         )
 
 
-def _validate(model: type[ModelT], data: Mapping[str, Any], prefix: str) -> ModelT:
+def _validate[ModelT: "BaseModel"](
+    model: type[ModelT], data: Mapping[str, Any], prefix: str
+) -> ModelT:
     from pydantic import ValidationError
 
     try:

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config import Settings
 
@@ -101,10 +101,7 @@ class Response(Protocol):
     def status_code(self) -> int: ...
 
 
-ResponseT = TypeVar("ResponseT", bound=Response)
-
-
-def traced_request(
+def traced_request[ResponseT: Response](
     method: str,
     route: str,
     url: str,

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from devhost.errors import DevhostError
 from devhost.hostjson import read_route_prefix
-from devhost.invoker import thread_count
 from devhost.settings import (
     UnresolvedSetting,
     apply_local_settings,
     is_disabled,
     resolve_references,
 )
+from tests.support.devhost_process import DevhostProcess
 
 
 def test_local_settings_fill_the_environment_without_overriding_it(tmp_path):
@@ -99,11 +100,18 @@ def test_functions_are_disabled_by_app_setting(environ, disabled):
     assert is_disabled("tick", environ) is disabled
 
 
-def test_thread_pool_size_follows_the_worker(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert thread_count({}) == 6
-    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "3"}) == 3
-    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "0"}) == 6
-    assert thread_count({"PYTHON_THREADPOOL_THREAD_COUNT": "many"}) == 6
-    monkeypatch.setattr("os.cpu_count", lambda: 64)
-    assert thread_count({}) == 32
+@pytest.mark.parametrize(
+    ("value", "threads", "warning"),
+    [
+        ("3", 3, None),
+        ("0", min(32, (os.cpu_count() or 1) + 4), "must be set to a value between 1 and"),
+        ("many", min(32, (os.cpu_count() or 1) + 4), "must be an integer"),
+    ],
+)
+def test_the_runtime_sizes_its_thread_pool_from_the_app_setting(value, threads, warning):
+    env = {"PYTHON_THREADPOOL_THREAD_COUNT": value, "TICK_SCHEDULE": "0 0 0 1 1 *"}
+    with DevhostProcess(env=env, script="tests/apps/devhost_sample.py") as server:
+        output = server.output()
+    assert f"Thread pool: {threads} worker thread(s)" in output
+    if warning:
+        assert f"PYTHON_THREADPOOL_THREAD_COUNT {warning}" in output

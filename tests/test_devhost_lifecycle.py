@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.devhost_process import DevhostProcess
 
-SAMPLE_APP = "tests.apps.devhost_sample"
+SAMPLE_APP = "tests/apps/devhost_sample.py"
 QUIET_TIMERS = {"TICK_SCHEDULE": "0 0 0 1 1 *"}
 
 
@@ -29,7 +29,7 @@ def no_prefix_dir(tmp_path: Path) -> Path:
 
 def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(no_prefix_dir):
     with (
-        DevhostProcess(env=QUIET_TIMERS, app_module=SAMPLE_APP, cwd=no_prefix_dir) as server,
+        DevhostProcess(env=QUIET_TIMERS, script=SAMPLE_APP, cwd=no_prefix_dir) as server,
         ThreadPoolExecutor(1) as pool,
     ):
         pending = pool.submit(httpx.get, f"{server.url}/slow/1500", timeout=10)
@@ -45,28 +45,54 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(no_prefix_dir):
 
 
 def test_sigint_stops_the_host_with_exit_code_0(no_prefix_dir):
-    with DevhostProcess(env=QUIET_TIMERS, app_module=SAMPLE_APP, cwd=no_prefix_dir) as server:
+    with DevhostProcess(env=QUIET_TIMERS, script=SAMPLE_APP, cwd=no_prefix_dir) as server:
         assert httpx.get(f"{server.url}/users/me", timeout=10).status_code == 200
         os.kill(server.pid, signal.SIGINT)
         assert server.wait(timeout=10) == 0
 
 
 @pytest.mark.parametrize(
-    ("app_module", "message"),
+    ("script", "message"),
     [
-        ("tests.apps.devhost_two_apps", "More than one FunctionApp or other top level"),
-        ("tests.apps.devhost_no_app", "Could not find top level function app instances"),
-        ("tests.apps.devhost_bad_signature", "declared in Python but not in the function def"),
-        ("tests.apps.devhost_missing_module", "cannot import tests.apps.devhost_missing_module"),
+        (
+            "tests/apps/devhost_two_apps.py",
+            "Worker failed to index functions: ValueError: More than one FunctionApp or other "
+            "top level function app instances are defined.",
+        ),
+        (
+            "tests/apps/devhost_no_app.py",
+            "Worker failed to index functions: ValueError: Could not find top level function "
+            "app instances in devhost_no_app.py.",
+        ),
+        (
+            "tests/apps/devhost_import_error.py",
+            "Worker failed to index functions: ModuleNotFoundError: No module named "
+            "'module_that_is_not_installed'. Cannot find module.",
+        ),
+        ("tests/apps/devhost_missing_script.py", "devhost_missing_script.py not found"),
     ],
 )
-def test_an_app_the_worker_would_reject_stops_devhost_with_the_reason(app_module, message):
+def test_an_app_the_runtime_cannot_index_stops_devhost_with_its_reason(script, message):
     with (
         pytest.raises(RuntimeError, match="exited with code 1 before starting") as failure,
-        DevhostProcess(app_module=app_module),
+        DevhostProcess(script=script),
     ):
         pass
     assert message in str(failure.value)
+
+
+def test_a_function_whose_parameters_do_not_match_its_bindings_is_refused_by_name():
+    """The runtime's own check (DESIGN.md: functools.wraps exposing an extra parameter)."""
+    with (
+        pytest.raises(RuntimeError, match="exited with code 1 before starting") as failure,
+        DevhostProcess(script="tests/apps/devhost_bad_signature.py"),
+    ):
+        pass
+    assert (
+        "Worker failed to index functions: FunctionLoadError: cannot load the bad function: the "
+        "following parameters are declared in Python but not in the function definition"
+    ) in str(failure.value)
+    assert "{'extra'}" in str(failure.value)
 
 
 def test_a_malformed_local_settings_file_stops_devhost(tmp_path):
@@ -74,7 +100,7 @@ def test_a_malformed_local_settings_file_stops_devhost(tmp_path):
     settings.write_text('{"Values": {"A": "1",}}')
     with (
         pytest.raises(RuntimeError, match="exited with code 1") as failure,
-        DevhostProcess(app_module=SAMPLE_APP, settings_file=str(settings)),
+        DevhostProcess(script=SAMPLE_APP, settings_file=str(settings)),
     ):
         pass
     assert f"{settings} is not valid JSON" in str(failure.value)

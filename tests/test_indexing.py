@@ -1,4 +1,4 @@
-"""The app indexes: for the SDK, for the real worker's indexer, cheaply and without network I/O."""
+"""The app indexes: for the SDK and the worker runtime Azure runs, cheaply, without network I/O."""
 
 import json
 import subprocess
@@ -34,31 +34,21 @@ INDEX_SCRIPT = textwrap.dedent(
     """
 )
 
+# The worker runtime indexes the app as on Azure (WorkerInitRequest, then FunctionsMetadata).
 WORKER_SCRIPT = textwrap.dedent(
     """
-    import sys, types
-    from azure_functions_runtime import functions, loader
-    from azure_functions_runtime.bindings import meta
+    import asyncio, sys
+    from devhost.runtime import FunctionsRuntime
 
-    # The worker hands its generated gRPC protos in; indexing reads only these enum values
-    # (FunctionRpc.proto: BindingInfo.Direction in=0 out=1 inout=2, DataType undefined=0).
-    class BindingInfo:
-        out = 1
-        inout = 2
-        undefined = 0
-
-    protos = types.SimpleNamespace(BindingInfo=BindingInfo)
-    meta.load_binding_registry()
-    registry = functions.Registry()
-    for indexed in loader.index_function_app(sys.argv[1]):
-        info = registry.add_indexed_function(function=indexed, protos=protos)
-        print(info.name, sorted(info.input_types))
+    sys.path.insert(0, sys.argv[1])
+    for function in asyncio.run(FunctionsRuntime().start(sys.argv[1])):
+        print(function.name)
     """
 )
 
 
 def _run(script: str, *args: str, cwd: Path = ROOT, env_extra: dict[str, str] | None = None):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(cwd), "ENVIRONMENT": "development"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{cwd}:{ROOT}", "ENVIRONMENT": "development"}
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -126,32 +116,16 @@ def test_private_users_exist_only_in_development():
     assert "create_private_user" not in json.loads(result.stdout)["functions"]
 
 
-def _worker_indexer_available() -> bool:
-    try:
-        import azure_functions_runtime.loader  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-worker_indexer = pytest.mark.skipif(
-    not _worker_indexer_available(),
-    reason="azure-functions-runtime is not installed (make installs it with --no-deps)",
-)
-
-
-@worker_indexer
-def test_the_real_worker_indexer_accepts_every_function(indexed):
-    result = _run(WORKER_SCRIPT, "function_app.py")
+def test_the_worker_runtime_indexes_every_function(indexed):
+    result = _run(WORKER_SCRIPT, str(ROOT))
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines()}
     assert names == set(indexed["functions"])
 
 
-@worker_indexer
-def test_the_worker_indexer_rejects_a_wrapper_that_chains_wrapped(tmp_path):
+def test_the_worker_runtime_rejects_a_wrapper_that_chains_wrapped(tmp_path):
     # The failure DESIGN.md warns about: functools.wraps exposes the handler's extra parameter.
-    (tmp_path / "wrapped_app.py").write_text(
+    (tmp_path / "function_app.py").write_text(
         textwrap.dedent(
             """
             import functools
@@ -172,6 +146,7 @@ def test_the_worker_indexer_rejects_a_wrapper_that_chains_wrapped(tmp_path):
             """
         )
     )
-    result = _run(WORKER_SCRIPT, "wrapped_app.py", cwd=tmp_path)
+    result = _run(WORKER_SCRIPT, str(tmp_path), cwd=tmp_path)
     assert result.returncode != 0
-    assert "declared in Python but not in the function definition" in result.stderr
+    refusal = "cannot load the read_item function: the following parameters are declared in Python"
+    assert refusal in result.stderr

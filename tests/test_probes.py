@@ -194,8 +194,8 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
     import azure.functions as func
     from sqlalchemy import event
 
-    from devhost.context import InvocationContext, W3CTraceContext
     from shared import config, db, readiness
+    from tests.support.worker_context import invocation_context
 
     for name, value in app_env(pg_url, None, READINESS_CACHE_MS="2000").items():
         monkeypatch.setenv(name, value)
@@ -222,7 +222,7 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
         def call() -> None:
             barrier.wait(timeout=10)
             request = func.HttpRequest("GET", "http://localhost/readyz", body=b"")
-            context = InvocationContext(str(uuid.uuid4()), "readiness", ".", W3CTraceContext())
+            context = invocation_context("readiness")
             statuses.append(function(request, context).status_code)
 
         threads = [threading.Thread(target=call) for _ in range(50)]

@@ -29,8 +29,8 @@ SCENARIO = textwrap.dedent(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from devhost.context import InvocationContext, W3CTraceContext
     from shared import telemetry
+    from tests.support.worker_context import invocation_context
     from shared.config import get_settings
 
     spans, logs, reader = InMemorySpanExporter(), InMemoryLogExporter(), InMemoryMetricReader()
@@ -52,7 +52,7 @@ SCENARIO = textwrap.dedent(
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
     def call(name, method, url, headers=None):
-        context = InvocationContext(str(uuid.uuid4()), name, ".", W3CTraceContext(parent, ""))
+        context = invocation_context(name, parent)
         request = func.HttpRequest(method, url, headers=headers or {}, body=b"")
         return context.invocation_id, functions[name](request, context).status_code
 
@@ -245,11 +245,11 @@ def test_without_a_connection_string_nothing_is_loaded(unmigrated_sqlite):
         import json, sys
         import azure.functions as func
         import function_app
-        from devhost.context import InvocationContext, W3CTraceContext
+        from tests.support.worker_context import invocation_context
         function = next(f.get_user_function() for f in function_app.app.get_functions()
                         if f.get_function_name() == "liveness")
         status = function(func.HttpRequest("GET", "http://localhost/healthz", body=b""),
-                          InvocationContext("1", "liveness", ".", W3CTraceContext())).status_code
+                          invocation_context("liveness")).status_code
         loaded = [m for m in sys.modules if m.startswith(("opentelemetry", "azure.monitor"))]
         print(json.dumps({"status": status, "loaded": loaded}))
         """

@@ -25,7 +25,7 @@ def _echo(name: str, req: func.HttpRequest) -> func.HttpResponse:
         "headers": dict(req.headers),
         "params": dict(req.params),
         "route_params": dict(req.route_params),
-        "body": req.get_body().decode("utf-8", "replace"),
+        "body_hex": req.get_body().hex(),
         "thread": threading.current_thread().name,
     }
     return func.HttpResponse(json.dumps(document), mimetype="application/json")
@@ -142,6 +142,7 @@ def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpRespo
         "function_name": context.function_name,
         "function_directory": context.function_directory,
         "trace_parent": context.trace_context.trace_parent,
+        "trace_state": context.trace_context.trace_state,
         "retry_count": context.retry_context.retry_count,
         "thread_invocation_id": getattr(storage, "invocation_id", None),
     }
@@ -165,8 +166,28 @@ def created(req: func.HttpRequest) -> func.HttpResponse:
         "<p>made</p>", status_code=201, headers={"X-Made": "yes"}, mimetype="text/html"
     )
     response.headers.add_header("Set-Cookie", "a=1")
-    response.headers.add_header("Set-Cookie", "b=2")
+    response.headers.add_header(
+        "Set-Cookie", 'b="x y"; Max-Age=60; Path=/app; Secure; HttpOnly; SameSite=Lax'
+    )
     return response
+
+
+@app.route(route="repeated-header")
+def repeated_header(req: func.HttpRequest) -> func.HttpResponse:
+    response = func.HttpResponse("two values")
+    response.headers.add_header("X-Repeated", "first")
+    response.headers.add_header("X-Repeated", "second")
+    return response
+
+
+@app.route(route="binary")
+def binary(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(bytes(range(256)), mimetype="application/octet-stream")
+
+
+@app.route(route="empty")
+def empty(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(status_code=204)
 
 
 @app.route(route="plain")

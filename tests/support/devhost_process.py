@@ -32,21 +32,23 @@ class DevhostProcess:
 
     ``settings_file`` defaults to a path that does not exist, so a developer's own
     local.settings.json never leaks into a test; ``port`` defaults to a free one (0 lets
-    devhost choose). The project root is put on the child's PYTHONPATH, so ``cwd`` may be any
-    directory (one holding a test's host.json, say).
+    devhost choose). ``script`` is the app's script, relative to the project root: its directory
+    is the function app directory and its name ``PYTHON_SCRIPT_FILE_NAME``, as on Azure. The
+    project root is put on the child's PYTHONPATH, so ``cwd`` may be any directory (one holding
+    a test's host.json, say).
     """
 
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
-        app_module: str = "function_app",
+        script: str = "function_app.py",
         cwd: Path = PROJECT_ROOT,
         port: int | None = None,
         settings_file: str | None = None,
         startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
     ) -> None:
         self._env = dict(env or {})
-        self._app_module = app_module
+        self._script = PROJECT_ROOT / script
         self._cwd = cwd
         self._port = port
         self._settings_file = settings_file
@@ -80,12 +82,14 @@ class DevhostProcess:
         descriptor, log_path = tempfile.mkstemp(prefix="devhost-", suffix=".log")
         self._log_path = Path(log_path)
         settings = self._settings_file or str(self._log_path.with_suffix(".absent-settings.json"))
-        env = {**os.environ, **self._env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHON_SCRIPT_FILE_NAME": self._script.name}
+        env.update(self._env)
+        env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(
             part for part in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if part
         )
         port = free_port() if self._port is None else self._port
-        command = [sys.executable, "-m", "devhost", "--app", self._app_module]
+        command = [sys.executable, "-m", "devhost", "--app-dir", str(self._script.parent)]
         command += ["--port", str(port), "--settings", settings]
         try:
             self._process = subprocess.Popen(
