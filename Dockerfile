@@ -7,7 +7,7 @@
 #
 # Settings come from the environment at run time (the same names as the app settings in
 # infra/modules/functionapp.bicep); nothing secret is baked into the image.
-FROM mcr.microsoft.com/azure-functions/python:4-python3.11
+FROM mcr.microsoft.com/azure-functions/python:4-python3.13
 
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \

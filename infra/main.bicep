@@ -1,6 +1,6 @@
 // Stratus on Azure: everything `azd up` provisions, in one resource group.
 //
-//   Function App (Linux, Python 3.11) on an Elastic Premium EP1 plan, with a `staging` slot
+//   Function App (Linux, Python 3.13) on an Elastic Premium EP1 plan, with a `staging` slot
 //   PostgreSQL Flexible Server (Entra ID only, built-in PgBouncer)   Azure Managed Redis (Entra ID, TLS)
 //   Key Vault (RBAC) for SECRET_KEY / JWT_SECRET_KEY                  Storage for the Functions host
 //   Log Analytics + Application Insights                              the runbook's alerts

@@ -272,6 +272,32 @@ def test_workflows_pass_actionlint() -> None:
         assert f"Checking {count} workflow file(s)" in output, output
 
 
+# The first major of each action that runs on Node 24 (GitHub removes Node 20 from runners).
+NODE_24_MAJORS = {
+    "actions/checkout": 5,
+    "actions/setup-python": 6,
+    "actions/setup-node": 5,
+    "actions/upload-artifact": 6,
+    "actions/download-artifact": 7,
+    "azure/login": 3,
+}
+
+
+def test_every_action_is_on_a_node_24_major() -> None:
+    used = [
+        step["uses"]
+        for path in WORKFLOWS.glob("*.yml")
+        for job in load_yaml(path)["jobs"].values()
+        for step in job.get("steps", [])
+        if "uses" in step and not step["uses"].startswith("./")
+    ]
+    assert used
+    for reference in used:
+        action, _, version = reference.partition("@")
+        assert action in NODE_24_MAJORS, f"{reference}: not known to run on Node 24"
+        assert int(version.removeprefix("v").split(".")[0]) >= NODE_24_MAJORS[action], reference
+
+
 # --- ci.yml ----------------------------------------------------------------------------------
 
 
@@ -339,12 +365,12 @@ def test_azure_access_is_oidc_only(deploy: dict[str, Any]) -> None:
 def test_build_prebuilds_runtime_packages_and_uploads_them(deploy: dict[str, Any]) -> None:
     build = deploy["jobs"]["build"]
     assert build["needs"] == "test"
-    assert step_with(build, "setup-python")["with"]["python-version"] == "${{ env.PYTHON_VERSION }}"
-    assert deploy["env"]["PYTHON_VERSION"] == "3.11"
+    assert step_with(build, "setup-python")["with"]["python-version-file"] == ".python-version"
+    assert (ROOT / ".python-version").read_text().strip() == "3.13"
     script = step_with(build, "pip install")["run"]
     assert "--target dist/app/.python_packages/lib/site-packages" in script
     assert "-r requirements.txt" in script
-    assert "--python-version 3.11" in script
+    assert "--python-version 3.13" in script
     packaged = re.search(r"for path in ([^;]+);", script)
     assert packaged and packaged.group(1).split() == RUNTIME_PATHS
     for path in RUNTIME_PATHS:
@@ -362,12 +388,11 @@ def test_code_goes_to_the_staging_slot_with_its_version_first(deploy: dict[str, 
     assert '--settings "APP_VERSION=$APP_VERSION"' in version_script
     assert "--slot-settings" not in version_script  # must travel with the code in the swap
     deploy_step = set_version + 1
-    action = steps(job)[deploy_step]
-    assert action["uses"] == "Azure/functions-action@v1"
-    assert action["with"]["slot-name"] == "staging"
-    assert action["with"]["scm-do-build-during-deployment"] is False
-    assert action["with"]["enable-oryx-build"] is False
-    assert action["with"]["package"] == "dist/app.zip"
+    zip_deploy = steps(job)[deploy_step]["run"]
+    assert "az functionapp deployment source config-zip" in zip_deploy
+    assert '--slot "$SLOT"' in zip_deploy
+    assert "--src dist/app.zip" in zip_deploy
+    assert "--build-remote false" in zip_deploy
 
 
 def test_migrations_run_expand_only_behind_a_temporary_firewall_rule(
@@ -382,7 +407,7 @@ def test_migrations_run_expand_only_behind_a_temporary_firewall_rule(
     migrate = step_index(job, "python manage.py migrate")
     grants = step_index(job, "infra/db/grant-app-access.sql")
     close_rule = step_index(job, "firewall-rule delete")
-    deployed = step_index(job, "Azure/functions-action@")
+    deployed = step_index(job, "deployment source config-zip")
     assert deployed < open_rule < roles < migrate < grants < close_rule
     assert steps(job)[close_rule]["if"] == "always()"
 
@@ -400,7 +425,8 @@ def test_staging_is_smoke_tested_before_the_swap(deploy: dict[str, Any]) -> None
     staging = deploy["jobs"]["deploy-staging"]
     wait = step_index(staging, "scripts/check_health.py")
     smoke = step_index(staging, "scripts/smoke_test.py")
-    assert step_index(staging, "Azure/functions-action@") < wait < smoke == len(steps(staging)) - 1
+    deployed = step_index(staging, "deployment source config-zip")
+    assert deployed < wait < smoke == len(steps(staging)) - 1
     smoke_script = steps(staging)[smoke]["run"]
     assert '"$STAGING_URL"' in smoke_script and '--expect-version "$APP_VERSION"' in smoke_script
     assert steps(staging)[smoke]["env"]["STAGING_URL"].startswith("https://")
@@ -527,12 +553,12 @@ def function_app() -> Bicep:
     return Bicep(MODULES / "functionapp.bicep")
 
 
-def test_function_app_is_linux_python_311_on_elastic_premium(function_app: Bicep) -> None:
+def test_function_app_is_linux_python_313_on_elastic_premium(function_app: Bicep) -> None:
     plan = function_app.block("resource", "plan")
     assert "name: 'EP1'" in plan and "tier: 'ElasticPremium'" in plan
     assert "reserved: true" in plan
     config = function_app.block("var", "siteConfigBase")
-    assert "linuxFxVersion: 'Python|3.11'" in config
+    assert "linuxFxVersion: 'Python|3.13'" in config
     assert "healthCheckPath: '/healthz'" in config
     # Platform CORS off: no `cors` property anywhere (it would answer OPTIONS before the app).
     assert not re.search(r"^\s*cors\s*:", function_app.blanked, re.MULTILINE)
@@ -661,7 +687,7 @@ def test_alert_queries_measure_what_their_names_say() -> None:
 def test_dockerfile_healthcheck_calls_healthz_every_15_seconds() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(
-        r"^FROM mcr\.microsoft\.com/azure-functions/python:4-python3\.11$", dockerfile, re.M
+        r"^FROM mcr\.microsoft\.com/azure-functions/python:4-python3\.13$", dockerfile, re.M
     )
     assert "pip install --no-cache-dir -r /tmp/requirements.txt" in dockerfile
     healthcheck = re.search(r"^HEALTHCHECK (.+?)(?<!\\)$", dockerfile, re.MULTILINE | re.DOTALL)
@@ -707,7 +733,7 @@ def test_dockerignore_lets_only_the_runtime_files_through() -> None:
         "Dockerfile",
     ):
         assert dockerignore_excludes(patterns, never), never
-    assert dockerignore_excludes(patterns, "shared/__pycache__/config.cpython-311.pyc")
+    assert dockerignore_excludes(patterns, "shared/__pycache__/config.cpython-313.pyc")
     assert not dockerignore_excludes(patterns, "blueprints/health.py")
 
 

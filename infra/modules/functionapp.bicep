@@ -1,4 +1,4 @@
-// The Function App: Elastic Premium plan (Linux), the Python 3.11 app with its `staging` slot, the
+// The Function App: Elastic Premium plan (Linux), the Python 3.13 app with its `staging` slot, the
 // host's storage account, app settings for both slots and which of them stay with their slot.
 //
 // Releases deploy to `staging`, smoke-test it and swap it into production (see
@@ -212,7 +212,7 @@ var stickyAppSettingNames = [
 ]
 
 var siteConfigBase = {
-  linuxFxVersion: 'Python|3.11'
+  linuxFxVersion: 'Python|3.13'
   // App Service health check: instances failing /healthz are taken out of rotation and replaced.
   healthCheckPath: '/healthz'
   ftpsState: 'Disabled'
