@@ -2,8 +2,9 @@
 #   make run    set up .venv, migrate the embedded SQLite database, seed the first superuser,
 #               and serve the app on http://127.0.0.1:7071 (devhost)
 #   make test   set up .venv with the dev tools, lint, type-check and run the whole test suite
-# Python 3.13, the version Azure runs the app on (.python-version says so to pyenv and uv).
-PYTHON ?= $(shell command -v python3.13)
+# Python 3.13, the version Azure runs the app on (.python-version says so to pyenv and uv):
+# python3.13 on PATH, else a pyenv-installed 3.13 even when pyenv's shims are not on PATH.
+PYTHON ?= $(or $(shell command -v python3.13),$(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)))
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The locked requirements*.txt install with pip (hash-checking mode), or with uv when it is on
