@@ -15,6 +15,7 @@ import secrets
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ _DATABASE_SCHEMES = {
     "postgresql+psycopg": "postgresql+psycopg",
 }
 _CACHE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The build writes the commit it packaged into this file (scripts/package.py). It describes the
+# code it ships with, so /healthz reports it over APP_VERSION, an app setting that a failed or
+# half-done deploy can leave out of step with the code. Local runs have no such file.
+BUILD_VERSION_FILE = Path(__file__).resolve().parent.parent / "BUILD_VERSION"
+_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,100}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -280,6 +286,17 @@ def _secret(reader: _Reader, name: str, environment: str) -> str:
     return value
 
 
+def _app_version(reader: _Reader) -> str:
+    try:
+        built = BUILD_VERSION_FILE.read_text().strip()
+    except FileNotFoundError:
+        return reader.text("APP_VERSION", Settings.app_version)
+    if not _VERSION.match(built):
+        reader.errors.append(f"{BUILD_VERSION_FILE.name} does not hold a version")
+        return Settings.app_version
+    return built
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate settings from ``env`` (the process environment by default)."""
     reader = _Reader(os.environ if env is None else env)
@@ -301,7 +318,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     settings = Settings(
         environment=environment,
-        app_version=reader.text("APP_VERSION", Settings.app_version),
+        app_version=_app_version(reader),
         project_name=reader.text("PROJECT_NAME", Settings.project_name),
         database_url=database_url,
         db_pool_size=reader.integer("DB_POOL_SIZE", Settings.db_pool_size, minimum=1, maximum=100),

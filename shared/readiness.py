@@ -183,14 +183,51 @@ def check_database() -> CheckResult:
     return CheckResult("pass")
 
 
+@dataclass(frozen=True)
+class MigrationScripts:
+    """The Alembic revisions this build ships: its heads and every revision it knows."""
+
+    heads: frozenset[str]
+    known: frozenset[str]
+
+
 @functools.cache
-def expected_heads() -> frozenset[str]:
-    """The Alembic head revisions shipped with this build (read once, from the scripts)."""
+def migration_scripts() -> MigrationScripts:
+    """Read once, from the scripts: no database access."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    return frozenset(ScriptDirectory.from_config(config).get_heads())
+    scripts = ScriptDirectory.from_config(Config(str(PROJECT_ROOT / "alembic.ini")))
+    known = frozenset(script.revision for script in scripts.walk_revisions())
+    return MigrationScripts(heads=frozenset(scripts.get_heads()), known=known)
+
+
+def expected_heads() -> frozenset[str]:
+    """The Alembic head revisions shipped with this build."""
+    return migration_scripts().heads
+
+
+def schema_verdict(current: frozenset[str], scripts: MigrationScripts) -> CheckResult:
+    """The N-1 rule: this build serves its own head and any schema a newer build expanded.
+
+    A revision this build does not know was written by a newer build (migrations are
+    expand-only), so the previous build stays ready after a release migrates, and a rollback swap
+    can warm up. A schema behind this build's head lacks what this code needs.
+    """
+    heads = sorted(scripts.heads)
+    if current == scripts.heads:
+        return CheckResult("pass")
+    newer = sorted(current - scripts.known)
+    if newer:
+        return CheckResult(
+            "warn",
+            f"schema at {newer}, newer than this build's head {heads} (expanded by a newer build)",
+        )
+    if not current:
+        return CheckResult("fail", f"no schema (database at base); this build needs {heads}")
+    return CheckResult(
+        "fail", f"schema at {sorted(current)}, behind this build's head {heads}: run the migrations"
+    )
 
 
 def check_migrations() -> CheckResult:
@@ -204,12 +241,7 @@ def check_migrations() -> CheckResult:
             current = frozenset(rows)
     except Exception as exc:
         return CheckResult("fail", f"cannot read alembic_version ({type(exc).__name__})")
-    expected = expected_heads()
-    if current != expected:
-        return CheckResult(
-            "fail", f"schema at {sorted(current) or 'base'}, code expects {sorted(expected)}"
-        )
-    return CheckResult("pass")
+    return schema_verdict(current, migration_scripts())
 
 
 def check_cache() -> CheckResult:
@@ -228,7 +260,7 @@ def warm_up() -> None:
 
     get_engine()
     get_cache()
-    expected_heads()
+    migration_scripts()
 
 
 def build_probe(settings: Settings) -> ReadinessProbe:

@@ -4,7 +4,14 @@ import threading
 import time
 
 from shared.config import load_settings
-from shared.readiness import CheckResult, ReadinessProbe, check_config
+from shared.readiness import (
+    CheckResult,
+    MigrationScripts,
+    ReadinessProbe,
+    check_config,
+    migration_scripts,
+    schema_verdict,
+)
 
 
 class CountingCheck:
@@ -158,3 +165,31 @@ def test_a_failing_warm_up_leaves_the_verdict_to_the_checks():
         {"a": CountingCheck()}, budget_seconds=1, cache_seconds=0, warm_up=warm_up
     )
     assert probe.report().status == "ready"
+
+
+SCRIPTS = MigrationScripts(heads=frozenset({"b2"}), known=frozenset({"a1", "b2"}))
+
+
+def test_migrations_pass_at_this_builds_head():
+    assert schema_verdict(frozenset({"b2"}), SCRIPTS).status == "pass"
+
+
+def test_migrations_warn_but_stay_ready_on_a_schema_a_newer_build_expanded():
+    result = schema_verdict(frozenset({"c3"}), SCRIPTS)
+    assert result.status == "warn"
+    assert "newer than this build's head ['b2']" in (result.reason or "")
+    probe = ReadinessProbe({"migrations": lambda: result}, budget_seconds=1, cache_seconds=0)
+    assert probe.report().ok and probe.report().status == "degraded"
+
+
+def test_migrations_fail_on_a_schema_behind_this_build_or_none_at_all():
+    behind = schema_verdict(frozenset({"a1"}), SCRIPTS)
+    assert behind.status == "fail"
+    assert "behind this build's head ['b2']: run the migrations" in (behind.reason or "")
+    empty = schema_verdict(frozenset(), SCRIPTS)
+    assert empty.status == "fail" and "no schema" in (empty.reason or "")
+
+
+def test_the_shipped_scripts_know_their_head():
+    scripts = migration_scripts()
+    assert len(scripts.heads) == 1 and scripts.heads <= scripts.known
