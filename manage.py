@@ -1,4 +1,4 @@
-"""Stratus operations CLI: serve, migrate, create-superuser, init-settings, smoke.
+"""Stratus operations CLI: serve, migrate, create-superuser, init-settings, smoke, release, drill.
 
 Every command but ``smoke`` reads ``local.settings.json`` ``Values`` first (without overriding
 variables already set), as ``func start`` does, so local runs and CLI commands see the same
@@ -168,6 +168,18 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from scripts.release import run
+
+    return run(args)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from drills.release_drill import run
+
+    return run(args.report, short=args.short, wait_seconds=args.wait_seconds, out=sys.stdout)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     root.add_argument(
@@ -203,6 +215,31 @@ def parser() -> argparse.ArgumentParser:
     )
     add_arguments(smoke)
     smoke.set_defaults(handler=cmd_smoke)
+
+    from scripts.release import add_arguments as add_release_arguments
+
+    release = commands.add_parser(
+        "release", help="the release program: package, deploy, recover, rollback (Azure)"
+    )
+    add_release_arguments(release)
+    release.set_defaults(handler=cmd_release)
+
+    drill = commands.add_parser("drill", help="run a drill against local stand-ins")
+    drills = drill.add_subparsers(dest="drill", required=True)
+    release_drill = drills.add_parser(
+        "release", help="the slot-swap drill: good release, bad release, manual rollback"
+    )
+    release_drill.add_argument("--report", type=Path, required=True, help="where to write JSON")
+    release_drill.add_argument(
+        "--short", action="store_true", help="brief settling under load (the test suite's run)"
+    )
+    release_drill.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=None,
+        help="the release's wait between a swap and its verification (Azure's is 30)",
+    )
+    release_drill.set_defaults(handler=cmd_drill)
     return root
 
 

@@ -248,7 +248,7 @@ def runner_address(service: str) -> str:
     """This runner's public IPv4 address, for the temporary firewall rule."""
     try:
         with urllib.request.urlopen(service, timeout=10) as response:  # noqa: S310
-            address = response.read(64).decode().strip()
+            address: str = response.read(64).decode().strip()
     except OSError as exc:
         raise PlatformError(f"cannot learn the runner's address from {service}: {exc}") from None
     if not _IPV4.match(address):

@@ -1,0 +1,79 @@
+"""One app instance: ``python manage.py serve`` run from a build's directory on a fixed port.
+
+It sees only the settings it is given (plus PATH and locale), never the caller's environment or
+a ``local.settings.json``, as an App Service instance sees only its app settings. Restarting it
+with another build or other settings keeps its port, so a load balancer's server stays valid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from drills.process import LOOPBACK, LoggedProcess, free_port
+
+START_TIMEOUT_SECONDS = 90.0
+_STARTED = re.compile(r"Host started on (http://\S+)")
+_PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+
+
+class InstanceError(Exception):
+    """The instance would not start (its log says why)."""
+
+
+def process_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    passed = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+    return {**passed, **settings, "PYTHONUNBUFFERED": "1"}
+
+
+class ServeInstance:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.build: Path | None = None
+        self._process: LoggedProcess | None = None
+
+    def start(self, build: Path, settings: Mapping[str, str]) -> None:
+        assert self._process is None, f"{self.name} is running"
+        command = [sys.executable, "manage.py", "--settings", str(build / "absent.settings.json")]
+        command += ["serve", "--host", LOOPBACK, "--port", str(self.port)]
+        self.build = build
+        self._process = LoggedProcess(
+            command, env=process_environment(settings), cwd=build, name=f"serve-{self.name}"
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _STARTED.search(self._process.output()):
+            if not self._process.running or time.monotonic() > deadline:
+                output = self._process.output()[-3000:]
+                self.stop()
+                raise InstanceError(f"{self.name} did not start:\n{output}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+
+    def restart(self, build: Path, settings: Mapping[str, str]) -> None:
+        self.stop()
+        self.start(build, settings)
+
+    def ready_within(self, seconds: float) -> bool:
+        """Swap warm-up: whether /readyz answers 200 on this instance within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)

@@ -1,0 +1,126 @@
+"""A bounded load of clients reading and writing items, every write's acknowledgement recorded.
+
+Each client signs in as its own account and loops: create an item, read it back, list a page.
+A create answered 2xx is an acknowledgement: the id it returned must be in the database
+afterwards, whatever happened in between. Any answer other than 2xx, or none at all, is a failed
+request. Bounded in requests per client and in seconds; ``stop()`` ends it early.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+REQUEST_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    kind: str  # create, read or list
+    started: float  # time.time()
+    ended: float
+    status: int  # 0: no answer
+
+    @property
+    def failed(self) -> bool:
+        return not 200 <= self.status < 300
+
+
+class ItemLoad:
+    def __init__(
+        self,
+        url: str,
+        tokens: Sequence[str],
+        *,
+        requests_per_client: int,
+        seconds: float,
+        pause: float = 0.02,
+    ) -> None:
+        self.url = url
+        self.tokens = list(tokens)
+        self.requests_per_client = requests_per_client
+        self.seconds = seconds
+        self.pause = pause
+        self.samples: list[Sample] = []
+        self.acknowledged: list[str] = []
+        self.problems: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(token,), daemon=True)
+            for token in self.tokens
+        ]
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(REQUEST_TIMEOUT_SECONDS + 5)
+
+    @property
+    def failed(self) -> list[Sample]:
+        return [sample for sample in self.samples if sample.failed]
+
+    def _client(self, token: str) -> None:
+        deadline = time.monotonic() + self.seconds
+        headers = {"Authorization": f"Bearer {token}"}
+        sent = 0
+        with httpx.Client(
+            base_url=self.url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS
+        ) as http:
+            while sent < self.requests_per_client and not self._stop.is_set():
+                if time.monotonic() > deadline:
+                    break
+                title = f"load-{uuid.uuid4().hex[:12]}"
+                created = self._send(http, "create", "POST", "/api/v1/items/", {"title": title})
+                item = _item_id(created)
+                if item is not None:
+                    with self._lock:
+                        self.acknowledged.append(item)
+                    self._send(http, "read", "GET", f"/api/v1/items/{item}")
+                self._send(http, "list", "GET", "/api/v1/items/?skip=0&limit=10")
+                sent += 3
+                self._stop.wait(self.pause)
+
+    def _send(
+        self, http: httpx.Client, kind: str, method: str, path: str, body: object = None
+    ) -> httpx.Response | None:
+        started = time.time()
+        response: httpx.Response | None
+        try:
+            response = http.request(method, path, json=body)
+            status = response.status_code
+        except httpx.HTTPError as exc:
+            response, status = None, 0
+            with self._lock:
+                self.problems.append(f"{kind}: {type(exc).__name__}: {exc}")
+        with self._lock:
+            self.samples.append(Sample(kind, started, time.time(), status))
+        return response if response is not None and 200 <= status < 300 else None
+
+
+def _item_id(response: httpx.Response | None) -> str | None:
+    try:
+        item = response.json().get("id") if response is not None else None
+    except (ValueError, AttributeError):
+        return None
+    return item if isinstance(item, str) else None

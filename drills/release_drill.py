@@ -1,0 +1,371 @@
+"""The slot-swap drill: the release program (scripts/release.py) driving local slots under load.
+
+    python manage.py drill release --report PATH [--short] [--wait-seconds S]
+
+Three builds of this checkout, made in a temporary directory: N; N+1, which carries an additive
+migration; N+2, another additive migration, which passes the staging smoke test but fails every
+item write after the swap, because it needs a setting that was configured on staging only (a
+sticky slot setting). Rolling back to N+1 then needs N+1 ready on N+2's schema (N-1). Both
+slots (drills/slots.py) share one throwaway PostgreSQL database and one Redis namespace, while
+8 clients read and write items through the production frontend:
+
+- good release N -> N+1: no request fails, no acknowledged write is lost, the database is at
+  N+1's head, production serves N+1;
+- bad release N+1 -> N+2: the program swaps back by itself; production serves N+1 again within
+  60 s of the failed check (the release's wait shortened from 30 s); no acknowledged write lost;
+- manual rollback with a wrong expected version: refused before any swap.
+
+The report holds exactly the keys issue 8 names; the exit status is 0 only when every goal held.
+It needs no settings: PostgreSQL from STRATUS_TEST_PG_URL (default the tests' server), Redis from
+STRATUS_TEST_REDIS_URL (a private redis-server when that does not answer), free loopback ports,
+everything started is stopped, and the whole run is bounded by ``DEADLINE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import httpx
+
+from drills import builds, report
+from drills.database import DatabaseUnavailable, missing_items, revisions, throwaway_database
+from drills.haproxy import binary as haproxy_binary
+from drills.instance import process_environment
+from drills.load import ItemLoad
+from drills.redis_server import RedisServer
+from drills.slots import LocalSlots
+from drills.watch import VersionWatch
+from scripts.release import Outcome, Release, Slot
+
+CLIENTS = 8
+DEADLINE_SECONDS = 600
+ROLLBACK_GOAL_SECONDS = 60.0
+REDIS_URL = os.environ.get("STRATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# N+2's new setting: the operator configured it on staging, as a slot (sticky) setting.
+REQUIRED_SETTING = "ITEMS_AUDIT_TOPIC"
+ORIGIN = "https://drill.example.com"
+SUPERUSER = "drill-admin@example.com"
+
+
+@dataclass(frozen=True)
+class Pace:
+    settle_seconds: float  # load before and after each release
+    wait_seconds: float  # the release's wait between a swap and its verification
+    requests_per_client: int
+
+
+FULL = Pace(settle_seconds=10.0, wait_seconds=5.0, requests_per_client=30_000)
+SHORT = Pace(settle_seconds=1.0, wait_seconds=2.0, requests_per_client=30_000)
+LOAD_SECONDS = 240.0  # a bound per phase; a phase stops its load when the release is done
+
+
+class DrillTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Builds:
+    n: Path
+    n1: Path
+    n2: Path
+    versions: tuple[str, str, str]
+    n1_head: str  # N+2 expands the schema further: after its rollback N+1 serves it as N-1
+
+
+def make_builds(work: Path) -> Builds:
+    run = uuid.uuid4().hex[:8]
+    versions = (f"n-{run}", f"n1-{run}", f"n2-{run}")
+    n = builds.copy_build(work / "n", versions[0])
+    n1 = builds.copy_build(work / "n1", versions[1], source=n)
+    n1_head = builds.add_migration(n1, "drill first column", *builds.additive_column("drill_a"))
+    n2 = builds.copy_build(work / "n2", versions[2], source=n1)
+    builds.add_migration(n2, "drill second column", *builds.additive_column("drill_b"))
+    builds.require_setting_for_item_writes(n2, REQUIRED_SETTING)
+    return Builds(n, n1, n2, versions, n1_head)
+
+
+def app_settings(database: str, redis_url: str) -> dict[str, str]:
+    """What travels with a build in a swap (every slot starts with these)."""
+    return {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
+        "CACHE_PREFIX": f"stratus-drill-{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(32),
+        "CORS_ORIGINS": ORIGIN,
+        "FIRST_SUPERUSER": SUPERUSER,
+        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+        "REDIS_RECONNECT_SCHEDULE": "0 */1 * * * *",
+    }
+
+
+STICKY: Mapping[Slot, Mapping[str, str]] = {
+    "production": {
+        "AzureWebJobs.redis_reconnect.Disabled": "false",
+        "OTEL_SERVICE_NAME": "stratus-drill",
+    },
+    "staging": {
+        "AzureWebJobs.redis_reconnect.Disabled": "true",
+        "OTEL_SERVICE_NAME": "stratus-drill-staging",
+    },
+}
+
+
+def manage(build: Path, settings: Mapping[str, str], *command: str) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "--settings", "absent.json", *command],
+        cwd=build,
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(command)}: {result.stdout}{result.stderr}")
+
+
+def accounts(url: str, superuser: tuple[str, str], count: int) -> list[str]:
+    """``count`` new users, created by the superuser; their access tokens."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        admin = _token(http, *superuser)
+        tokens = []
+        for _ in range(count):
+            email, password = f"drill-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
+            created = http.post(
+                "/api/v1/users/",
+                json={"email": email, "password": password},
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            created.raise_for_status()
+            tokens.append(_token(http, email, password))
+    return tokens
+
+
+def _token(http: httpx.Client, email: str, password: str) -> str:
+    response = http.post(
+        "/api/v1/login/access-token", data={"username": email, "password": password}
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+@dataclass
+class Phase:
+    outcome: Outcome
+    load: ItemLoad
+    watch: VersionWatch
+    release: Release
+
+
+def release_under_load(
+    release: Release, slots: LocalSlots, tokens: list[str], pace: Pace, version: str, build: Path
+) -> Phase:
+    production = slots.url("production")
+    with (
+        VersionWatch(production) as watch,
+        ItemLoad(
+            production,
+            tokens,
+            requests_per_client=pace.requests_per_client,
+            seconds=LOAD_SECONDS,
+        ) as load,
+    ):
+        time.sleep(pace.settle_seconds)
+        outcome = release.deploy(version, build)
+        time.sleep(pace.settle_seconds)
+    return Phase(outcome, load, watch, release)
+
+
+def lost(phase: Phase, database: str) -> int:
+    return len(missing_items(database, phase.load.acknowledged))
+
+
+def good_release(phase: Phase, database: str, expected_head: str) -> dict[str, Any]:
+    return {
+        "version": phase.watch.latest(),
+        "requests": len(phase.load.samples),
+        "failed": len(phase.load.failed),
+        "lost_writes": lost(phase, database),
+        "migrated": revisions(database) == {expected_head},
+    }
+
+
+def bad_release(phase: Phase, database: str, previous: str) -> dict[str, Any]:
+    failed_at = next(
+        (at for event, at in phase.release.timeline if event == "production-check-failed"), None
+    )
+    back = phase.watch.steadily_serving_since(previous, failed_at) if failed_at else None
+    return {
+        "requests": len(phase.load.samples),
+        "failed": len(phase.load.failed),
+        "lost_writes": lost(phase, database),
+        "rolled_back": phase.outcome is Outcome.ROLLED_BACK,
+        "rollback_seconds": round(back - failed_at, 2) if back and failed_at else None,
+        "serving_version": phase.watch.latest(),
+    }
+
+
+def goals(document: Mapping[str, Any], versions: tuple[str, str, str]) -> list[report.Goal]:
+    good, bad = document["good_release"], document["bad_release"]
+    seconds = bad["rollback_seconds"]
+    return [
+        report.Goal(f"good release: {good['requests']} requests under load", good["requests"] > 0),
+        report.Goal(f"good release: {good['failed']} failed requests", good["failed"] == 0),
+        report.Goal(f"good release: {good['lost_writes']} lost writes", good["lost_writes"] == 0),
+        report.Goal("good release: the database is at N+1's head", good["migrated"]),
+        report.Goal(
+            f"good release: production serves {good['version']}", good["version"] == versions[1]
+        ),
+        report.Goal(f"bad release: {bad['requests']} requests under load", bad["requests"] > 0),
+        report.Goal("bad release: rolled back automatically", bad["rolled_back"]),
+        report.Goal(
+            f"bad release: N+1 served again {seconds} s after the failed check (goal "
+            f"<= {ROLLBACK_GOAL_SECONDS:g} s)",
+            seconds is not None and seconds <= ROLLBACK_GOAL_SECONDS,
+        ),
+        report.Goal(f"bad release: {bad['lost_writes']} lost writes", bad["lost_writes"] == 0),
+        report.Goal(
+            f"bad release: production serves {bad['serving_version']}",
+            bad["serving_version"] == versions[1],
+        ),
+        report.Goal(
+            "manual rollback with a wrong expected version refused before any swap",
+            document["manual_rollback_refused_wrong_version"],
+        ),
+    ]
+
+
+@contextlib.contextmanager
+def redis_namespace_source() -> Iterator[str]:
+    """The tests' Redis when it answers, else a private redis-server."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+        yield REDIS_URL
+    except redis.RedisError:
+        with RedisServer() as private:
+            yield private.url
+
+
+def forget_namespace(redis_url: str, prefix: str) -> None:
+    import redis
+
+    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.unlink(key)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Interrupt the drill (which then stops what it started) when it runs too long."""
+    if sys.platform == "win32" or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise DrillTimeout(f"the drill did not end within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run(report_path: Path, *, short: bool, wait_seconds: float | None, out: TextIO) -> int:
+    pace = SHORT if short else FULL
+    if wait_seconds is not None:
+        pace = Pace(pace.settle_seconds, wait_seconds, pace.requests_per_client)
+    if haproxy_binary() is None:
+        print("drill release: haproxy is not installed (Debian package haproxy)", file=out)
+        return 2
+    started = time.monotonic()
+    try:
+        with deadline(DEADLINE_SECONDS):
+            document, versions = _drill(pace, out)
+    except (DatabaseUnavailable, DrillTimeout) as exc:
+        print(f"drill release: {exc}", file=out)
+        return 2
+    report.write(report_path, document)
+    print(
+        f"drill release: report in {report_path} after {time.monotonic() - started:.0f} s", file=out
+    )
+    return report.verdict(goals(document, versions), out)
+
+
+def _drill(pace: Pace, out: TextIO) -> tuple[dict[str, Any], tuple[str, str, str]]:
+    def say(message: str) -> None:
+        print(f"drill: {message}", file=out, flush=True)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="stratus-release-drill-") as work,
+        throwaway_database("stratus_drill") as database,
+        redis_namespace_source() as redis_url,
+    ):
+        built = make_builds(Path(work))
+        n, n1, n2 = built.versions
+        settings = app_settings(database, redis_url)
+        try:
+            say(f"builds {n}, {n1} and {n2}, each with an additive migration over the last")
+            manage(built.n, settings, "migrate")
+            manage(built.n, settings, "create-superuser")
+            with LocalSlots(
+                built.n, settings={**settings, "APP_VERSION": n}, sticky=STICKY
+            ) as slots:
+                say(f"production {slots.url('production')}, staging {slots.url('staging')}")
+                superuser = (SUPERUSER, settings["FIRST_SUPERUSER_PASSWORD"])
+                tokens = accounts(slots.url("production"), superuser, CLIENTS)
+                release = Release(
+                    slots,
+                    smoke_environ={
+                        "SMOKE_USERNAME": superuser[0],
+                        "SMOKE_PASSWORD": superuser[1],
+                        "SMOKE_ORIGIN": ORIGIN,
+                    },
+                    wait_seconds=pace.wait_seconds,
+                    poll_interval=0.25,
+                    poll_attempts=240,
+                    out=out,
+                )
+                say(f"good release {n} -> {n1} under load from {CLIENTS} clients")
+                phase = release_under_load(release, slots, tokens, pace, n1, built.n1)
+                good = good_release(phase, database, built.n1_head)
+
+                say(f"bad release {n1} -> {n2}: {REQUIRED_SETTING} set on staging only")
+                slots.sticky_names.add(REQUIRED_SETTING)
+                slots.set_app_settings("staging", {REQUIRED_SETTING: "audit"})
+                phase = release_under_load(release, slots, tokens, pace, n2, built.n2)
+                bad = bad_release(phase, database, n1)
+
+                say(f"manual rollback expecting {n} while staging holds {n2}")
+                refused = release.rollback(n) is Outcome.REFUSED
+                untouched = slots.app_settings("production").get("APP_VERSION") == n1
+                untouched = untouched and release.serves(slots.url("production"), n1, attempts=1)
+        finally:
+            forget_namespace(redis_url, settings["CACHE_PREFIX"])
+    document = {
+        "good_release": good,
+        "bad_release": bad,
+        "manual_rollback_refused_wrong_version": refused and untouched,
+    }
+    return document, built.versions
