@@ -19,6 +19,7 @@ from drills.process import free_port
 __all__ = [
     "PG_ADMIN_URL",
     "free_port",
+    "postgres_unreachable",
     "redis_server_binary",
     "require_services",
     "temporary_database",
@@ -43,6 +44,11 @@ def redis_server_binary() -> str:
         unavailable("redis-server is not installed")
     assert path is not None
     return path
+
+
+def postgres_unreachable() -> str | None:
+    """None when the PostgreSQL server answers, else why not."""
+    return unreachable()
 
 
 @contextmanager
