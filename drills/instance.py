@@ -33,8 +33,10 @@ def process_environment(settings: Mapping[str, str]) -> dict[str, str]:
 
 
 class ServeInstance:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, python: str = sys.executable) -> None:
+        """``python``: the interpreter (of the build's own environment, when it has one)."""
         self.name = name
+        self.python = python
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.build: Path | None = None
@@ -42,7 +44,7 @@ class ServeInstance:
 
     def start(self, build: Path, settings: Mapping[str, str]) -> None:
         assert self._process is None, f"{self.name} is running"
-        command = [sys.executable, "manage.py", "--settings", str(build / "absent.settings.json")]
+        command = [self.python, "manage.py", "--settings", str(build / "absent.settings.json")]
         command += ["serve", "--host", LOOPBACK, "--port", str(self.port)]
         self.build = build
         self._process = LoggedProcess(

@@ -33,9 +33,18 @@ def migrate(url: str) -> None:
     command.upgrade(config, "head")
 
 
+# Names a database migrated elsewhere, which the session then uses as it is: how the schema N-1
+# test (tests/test_schema_n_minus_1.py) runs this build's tests against a later build's schema.
+GIVEN_DATABASE = "STRATUS_TEST_DATABASE_URL"
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database at the Alembic head, for this test session."""
+    """A fresh PostgreSQL database at the Alembic head, for this test session (or the given one)."""
+    given = os.environ.get(GIVEN_DATABASE)
+    if given:
+        yield given
+        return
     with temporary_database() as url:
         migrate(url)
         yield url
