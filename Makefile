@@ -61,6 +61,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m scripts.lint_migrations
 	@if command -v npx >/dev/null; then $(ACTIONLINT) '.github/workflows/*.yml'; \
 	else echo "actionlint skipped: npx (Node.js) not found; the test suite reports it too"; fi
 
