@@ -1,6 +1,7 @@
 // Stratus on Azure: everything `azd up` provisions, in one resource group.
 //
-//   Function App (Linux, Python 3.13) on an Elastic Premium EP1 plan, with a `staging` slot
+//   Function App (Linux, Python 3.13) on an Elastic Premium EP1 plan, with a `staging` slot; both
+//   slots run as one user-assigned identity
 //   PostgreSQL Flexible Server (Entra ID only, built-in PgBouncer)   Azure Managed Redis (Entra ID, TLS)
 //   Key Vault (RBAC) for SECRET_KEY / JWT_SECRET_KEY                  Storage for the Functions host
 //   Log Analytics + Application Insights                              the runbook's alerts
@@ -102,6 +103,7 @@ var names = {
   app: 'func-stratus-${token}'
   plan: 'plan-stratus-${token}'
   storage: 'ststratus${token}'
+  identity: 'id-stratus-${token}'
   keyVault: 'kv-stratus-${token}'
   workspace: 'log-stratus-${token}'
   appInsights: 'appi-stratus-${token}'
@@ -187,6 +189,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appName: names.app
     planName: names.plan
     storageName: names.storage
+    identityName: names.identity
     location: location
     tags: tags
     maximumElasticWorkerCount: maximumElasticWorkerCount
@@ -220,8 +223,7 @@ module access 'modules/access.bicep' = {
     redisName: redis.outputs.name
     appName: functionApp.outputs.name
     postgresName: postgres.outputs.name
-    productionPrincipalId: functionApp.outputs.principalId
-    stagingPrincipalId: functionApp.outputs.stagingPrincipalId
+    appPrincipalId: functionApp.outputs.identityPrincipalId
     deployPrincipalObjectId: deployPrincipalObjectId
     operatorPrincipalId: principalId
   }
@@ -249,6 +251,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTIONAPP_NAME string = functionApp.outputs.name
+output AZURE_APP_IDENTITY_NAME string = functionApp.outputs.identityName
 output AZURE_FUNCTIONAPP_HOSTNAME string = functionApp.outputs.defaultHostName
 output AZURE_FUNCTIONAPP_STAGING_HOSTNAME string = functionApp.outputs.stagingHostName
 output AZURE_POSTGRES_SERVER string = postgres.outputs.name

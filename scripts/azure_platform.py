@@ -204,14 +204,18 @@ class AzurePlatform:
         if self.environ.get("FIRST_SUPERUSER", "").strip():
             commands.append(["create-superuser"])  # only the release's identity may write
         for command in commands:
-            run([sys.executable, str(ROOT / "manage.py"), *command], app_env, cwd=ROOT)
+            run(
+                [sys.executable, str(ROOT / "manage.py"), *command],
+                app_env,
+                f"manage.py {command[0]}",
+            )
         self._psql(psql_env, self.app.database, "grant-app-access.sql")
 
     def _psql(self, env: dict[str, str], database: str, script: str, **variables: str) -> None:
         command = ["psql", "-X", "-q", "-d", database, "-v", "ON_ERROR_STOP=1"]
         for name, value in variables.items():
             command += ["-v", f"{name}={value}"]
-        run([*command, "-f", str(SQL / script)], env, cwd=ROOT)
+        run([*command, "-f", str(SQL / script)], env, f"psql {script}")
 
     def _delete_firewall_rule(self, server: list[str], rule: str) -> None:
         for attempt in range(1, FIREWALL_DELETE_ATTEMPTS + 1):
@@ -234,14 +238,13 @@ class AzurePlatform:
         raise PlatformError(f"firewall rule {rule} is still open: delete it by hand")
 
 
-def run(command: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+def run(command: Sequence[str], env: Mapping[str, str], what: str) -> None:
+    """``command`` from the checkout, its output shown in the job's log."""
     result = subprocess.run(  # noqa: S603
-        list(command), env=dict(env), cwd=cwd, timeout=COMMAND_TIMEOUT_SECONDS, check=False
+        list(command), env=dict(env), cwd=ROOT, timeout=COMMAND_TIMEOUT_SECONDS, check=False
     )
     if result.returncode != 0:
-        raise PlatformError(
-            f"{Path(command[0]).name} {command[-1]} failed (exit {result.returncode})"
-        )
+        raise PlatformError(f"{what} failed (exit {result.returncode})")
 
 
 def runner_address(service: str) -> str:

@@ -249,6 +249,13 @@ class Release:
 # --- command line ---------------------------------------------------------------------------
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 600:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be between 0 and 600 seconds")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="release_command", required=True)
     package = commands.add_parser("package", help="build the deployment zip, version inside")
@@ -256,20 +263,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     package.add_argument("--output", type=Path, default=Path("dist/app.zip"))
     package.add_argument("--python-version", default="3.11", help="the platform's CPython")
 
-    deploy = commands.add_parser("deploy", help="staging, migrate, smoke, swap, verify")
-    deploy.add_argument("--version", required=True, metavar="SHA")
-    deploy.add_argument("--package", type=Path, required=True)
-    deploy.add_argument(
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
         "--wait-seconds",
-        type=float,
+        type=_seconds,
         default=DEFAULT_WAIT_SECONDS,
         help=f"between a swap and its verification (default {DEFAULT_WAIT_SECONDS:g})",
     )
-
-    recover = commands.add_parser("recover", help="after a failed or cancelled release")
+    deploy = commands.add_parser(
+        "deploy", parents=[waiting], help="staging, migrate, smoke, swap, verify; swap back"
+    )
+    deploy.add_argument("--version", required=True, metavar="SHA")
+    deploy.add_argument("--package", type=Path, required=True)
+    recover = commands.add_parser(
+        "recover", parents=[waiting], help="after a failed or cancelled release: swap back"
+    )
     recover.add_argument("--version", required=True, metavar="SHA")
-
-    rollback = commands.add_parser("rollback", help="swap the expected version back")
+    rollback = commands.add_parser(
+        "rollback", parents=[waiting], help="swap back the version staging serves, if expected"
+    )
     rollback.add_argument("--expected-version", required=True, metavar="SHA")
 
 
@@ -293,9 +305,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     except ConfigurationError as exc:
         print(f"release: {exc}", file=sys.stderr)
         return 2
-    release = Release(
-        platform, smoke_environ=environ, wait_seconds=getattr(args, "wait_seconds", 30.0)
-    )
+    release = Release(platform, smoke_environ=environ, wait_seconds=args.wait_seconds)
     if args.release_command == "deploy":
         return release.deploy(args.version, args.package)
     if args.release_command == "recover":

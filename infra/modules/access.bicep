@@ -1,6 +1,6 @@
 // Data-plane access, granted once the identities exist:
-//   * both slot identities (production and staging) read the Key Vault secrets behind the Key
-//     Vault references and use the Managed Redis database with Entra ID;
+//   * the app's user-assigned identity (both slots run as it) reads the Key Vault secrets behind
+//     the Key Vault references and uses the Managed Redis database with Entra ID;
 //   * the release pipeline's identity (GitHub OIDC) may deploy to the app, set its settings and
 //     swap its slots, and manage firewall rules of the PostgreSQL server for its runner;
 //   * the operator running `azd provision` may read the vault's secrets (the preprovision hook
@@ -12,9 +12,8 @@ param redisName string
 param appName string
 param postgresName string
 
-@description('Object ids of the system-assigned identities of the production and staging slots.')
-param productionPrincipalId string
-param stagingPrincipalId string
+@description('Object id of the app\'s user-assigned identity, which both slots run as.')
+param appPrincipalId string
 
 @description('Object id of the release pipeline\'s service principal; no roles when empty.')
 param deployPrincipalObjectId string = ''
@@ -28,11 +27,6 @@ var roles = {
   websiteContributor: 'de139f84-1756-47ae-9be6-808fbbe84772'
   contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
 }
-
-var appIdentities = [
-  productionPrincipalId
-  stagingPrincipalId
-]
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
@@ -55,32 +49,27 @@ resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' existin
   name: postgresName
 }
 
-resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for principalId in appIdentities: {
-    name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
-    scope: vault
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-      principalId: principalId
-      principalType: 'ServicePrincipal'
-    }
+resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
   }
-]
+}
 
-// Managed Redis allows one access-policy change at a time; assignment names are alphanumeric.
-@batchSize(1)
-resource appRedisAccess 'Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments@2025-07-01' = [
-  for principalId in appIdentities: {
-    parent: redisDatabase
-    name: replace(guid(redisDatabase.id, principalId), '-', '')
-    properties: {
-      accessPolicyName: 'default'
-      user: {
-        objectId: principalId
-      }
+// Assignment names are alphanumeric.
+resource appRedisAccess 'Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments@2025-07-01' = {
+  parent: redisDatabase
+  name: replace(guid(redisDatabase.id, appPrincipalId), '-', '')
+  properties: {
+    accessPolicyName: 'default'
+    user: {
+      objectId: appPrincipalId
     }
   }
-]
+}
 
 resource deployWebsiteContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployPrincipalObjectId)) {
   name: guid(site.id, deployPrincipalObjectId, roles.websiteContributor)

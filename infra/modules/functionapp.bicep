@@ -1,5 +1,6 @@
 // The Function App: Elastic Premium plan (Linux), the Python 3.13 app with its `staging` slot, the
-// host's storage account, app settings for both slots and which of them stay with their slot.
+// host's storage account, the user-assigned identity both slots run as, app settings for both
+// slots and which of them stay with their slot.
 //
 // Releases deploy to `staging`, smoke-test it and swap it into production (see
 // .github/workflows/deploy-production.yml). A swap moves the code together with every app setting
@@ -8,6 +9,8 @@
 param appName string
 param planName string
 param storageName string
+@description('The user-assigned managed identity of both slots.')
+param identityName string
 param location string
 param tags object
 
@@ -17,7 +20,7 @@ param maximumElasticWorkerCount int = 20
 @description('True when the app already exists: its swap-travelling settings are then read back and kept.')
 param appExists bool = false
 
-@description('APP_VERSION of a brand-new slot, until the first release sets the commit SHA.')
+@description('APP_VERSION of a brand-new slot, until the first release records its commit SHA (scripts/release.py NO_RELEASE).')
 param initialAppVersion string = 'unreleased'
 
 param appInsightsConnectionString string
@@ -68,6 +71,16 @@ var storageRoleIds = [
   '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
 ]
 
+// One identity for both slots. System-assigned identities do not swap (Azure/Azure-Functions issue
+// 2511): each slot would sign in as its own principal, with its own database role, grants and
+// role assignments to keep in step. With one user-assigned identity both slots are the same
+// principal for Key Vault, storage, PostgreSQL and Redis, so a swap changes nothing about access.
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: identityName
+  location: location
+  tags: tags
+}
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageName
   location: location
@@ -106,8 +119,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Settings that travel with a swap but differ per slot must survive re-provisioning: APP_VERSION
-// (what /healthz reports; the release sets it) and WEBSITE_CONTENTSHARE (where each slot's code
-// lives; after an odd number of swaps production runs from the share created for staging).
+// (the release's record of the build a slot holds, written once the slot's /healthz reports the
+// version inside the package; scripts/release.py reads it to know what to roll back to) and
+// WEBSITE_CONTENTSHARE (where each slot's code lives; after an odd number of swaps production
+// runs from the share created for staging).
 // Writing fresh values would reset the version or silently exchange the slots' code, so for an
 // existing app the current values are read back. ARM evaluates only the taken branch of a
 // conditional, so list() is never called before the app exists.
@@ -118,12 +133,9 @@ var stagingAppVersion = contains(currentStagingSettings, 'APP_VERSION') ? curren
 var productionContentShare = contains(currentProductionSettings, 'WEBSITE_CONTENTSHARE') ? currentProductionSettings.WEBSITE_CONTENTSHARE : toLower('${take(appName, 50)}-production')
 var stagingContentShare = contains(currentStagingSettings, 'WEBSITE_CONTENTSHARE') ? currentStagingSettings.WEBSITE_CONTENTSHARE : toLower('${take(appName, 50)}-staging')
 
-// Each slot has its own system-assigned identity; a slot's identity is named "<app>/slots/<slot>".
-// With DB_ENTRA_AUTH the database user is that name (infra/db/bootstrap-roles.sql creates the
-// roles), so DATABASE_URL differs per slot and is sticky. Port 6432 is the built-in PgBouncer.
-var databaseUrlHostPart = '@${postgresHost}:6432/${databaseName}?sslmode=require'
-var productionDatabaseUrl = 'postgresql+psycopg://${uriComponent(appName)}${databaseUrlHostPart}'
-var stagingDatabaseUrl = 'postgresql+psycopg://${uriComponent('${appName}/slots/${stagingSlotName}')}${databaseUrlHostPart}'
+// With DB_ENTRA_AUTH the database user is the identity's name (infra/db/bootstrap-roles.sql
+// creates its role once), the same in both slots. Port 6432 is the built-in PgBouncer.
+var databaseUrl = 'postgresql+psycopg://${uriComponent(identity.name)}@${postgresHost}:6432/${databaseName}?sslmode=require'
 
 var contentShareConnectionString = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};AccountKey=${storage.listKeys().keys[0].value};EndpointSuffix=${environment().suffixes.storage}'
 
@@ -132,6 +144,11 @@ var baseAppSettings = [
   { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
   { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
   { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+  { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+  { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
+  // The identity the app signs in to PostgreSQL and Redis with (shared/azure_auth.py).
+  { name: 'AZURE_MANAGED_IDENTITY_CLIENT_ID', value: identity.properties.clientId }
+  { name: 'DATABASE_URL', value: databaseUrl }
   { name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING', value: contentShareConnectionString }
   // The release uploads a prebuilt package (.python_packages); no remote build.
   { name: 'WEBSITE_RUN_FROM_PACKAGE', value: '1' }
@@ -189,7 +206,6 @@ var commonAppSettings = concat(baseAppSettings, entraAppSettings, corsAppSetting
 var productionAppSettings = concat(commonAppSettings, [
   { name: 'APP_VERSION', value: productionAppVersion }
   { name: 'WEBSITE_CONTENTSHARE', value: productionContentShare }
-  { name: 'DATABASE_URL', value: productionDatabaseUrl }
   { name: 'OTEL_SERVICE_NAME', value: appName }
   { name: 'AzureWebJobs.redis_reconnect.Disabled', value: 'false' }
 ])
@@ -197,7 +213,6 @@ var productionAppSettings = concat(commonAppSettings, [
 var stagingAppSettings = concat(commonAppSettings, [
   { name: 'APP_VERSION', value: stagingAppVersion }
   { name: 'WEBSITE_CONTENTSHARE', value: stagingContentShare }
-  { name: 'DATABASE_URL', value: stagingDatabaseUrl }
   { name: 'OTEL_SERVICE_NAME', value: '${appName}-${stagingSlotName}' }
   // Timers must not run twice: the staging slot's copy of redis_reconnect stays disabled.
   { name: 'AzureWebJobs.redis_reconnect.Disabled', value: 'true' }
@@ -207,7 +222,6 @@ var stagingAppSettings = concat(commonAppSettings, [
 // deliberately not sticky: they describe the code, so they travel with it.
 var stickyAppSettingNames = [
   'AzureWebJobs.redis_reconnect.Disabled' // timer runs in production only
-  'DATABASE_URL' // user = the slot's own identity
   'OTEL_SERVICE_NAME' // telemetry role name tells the slots apart
 ]
 
@@ -231,13 +245,16 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   tags: union(tags, { 'azd-service-name': 'api' })
   kind: 'functionapp,linux'
   identity: {
-    type: 'SystemAssigned'
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
     clientAffinityEnabled: false
-    keyVaultReferenceIdentity: 'SystemAssigned'
+    keyVaultReferenceIdentity: identity.id
     siteConfig: union(siteConfigBase, { appSettings: productionAppSettings })
   }
 }
@@ -249,13 +266,16 @@ resource stagingSlot 'Microsoft.Web/sites/slots@2024-04-01' = {
   tags: tags
   kind: 'functionapp,linux'
   identity: {
-    type: 'SystemAssigned'
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
     clientAffinityEnabled: false
-    keyVaultReferenceIdentity: 'SystemAssigned'
+    keyVaultReferenceIdentity: identity.id
     siteConfig: union(siteConfigBase, { appSettings: stagingAppSettings })
   }
 }
@@ -301,25 +321,13 @@ resource stagingFtpBasicAuth 'Microsoft.Web/sites/slots/basicPublishingCredentia
   }
 }
 
-resource productionStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for roleId in storageRoleIds: {
-    name: guid(storage.id, site.id, roleId)
+    name: guid(storage.id, identity.id, roleId)
     scope: storage
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
-      principalId: site.identity.principalId
-      principalType: 'ServicePrincipal'
-    }
-  }
-]
-
-resource stagingStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in storageRoleIds: {
-    name: guid(storage.id, stagingSlot.id, roleId)
-    scope: storage
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
-      principalId: stagingSlot.identity.principalId
+      principalId: identity.properties.principalId
       principalType: 'ServicePrincipal'
     }
   }
@@ -352,6 +360,6 @@ output id string = site.id
 output planId string = plan.id
 output defaultHostName string = site.properties.defaultHostName
 output stagingHostName string = stagingSlot.properties.defaultHostName
-output principalId string = site.identity.principalId
-output stagingPrincipalId string = stagingSlot.identity.principalId
+output identityName string = identity.name
+output identityPrincipalId string = identity.properties.principalId
 output stagingSlotName string = stagingSlotName
