@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import app_env, migrate
+from drills.builds import add_migration, additive_column, copy_build
+from scripts.smoke_test import run as smoke_run
+from tests.conftest import SUPERUSER, SUPERUSER_PASSWORD, app_env, create_superuser, migrate
 from tests.support.services import PG_ADMIN_URL, temporary_database
 from tests.support.tcp_proxy import TcpProxy
 
@@ -237,3 +244,65 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
         readiness.get_probe.cache_clear()
         config.get_settings.cache_clear()
         db.dispose_engine()
+
+
+def _migrate_with(build: Path, database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "--settings", "absent.json", "migrate"],
+        cwd=build,
+        env={**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _smoke(url: str) -> tuple[int, str]:
+    out = io.StringIO()
+    environ = {"SMOKE_USERNAME": SUPERUSER, "SMOKE_PASSWORD": SUPERUSER_PASSWORD}
+    code = smoke_run(url, environ=environ, out=out, err=out, attempts=2, wait=0.2)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def next_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout plus the next release's additive migration, in a copy."""
+    build = copy_build(tmp_path_factory.mktemp("next") / "build", "next-build")
+    add_migration(build, "next release column", *additive_column("next_note"))
+    return build
+
+
+def test_this_build_stays_ready_on_a_schema_the_next_build_expanded(next_build, redis_url):
+    """The previous build after a release migrated (or brought back by a rollback swap):
+    /readyz 200 with migrations warn, so the swap warm-up passes, and its smoke test passes."""
+    with temporary_database("stratus_expanded") as database:
+        _migrate_with(next_build, database)
+        env = app_env(database, redis_url, READINESS_CACHE_MS="0")
+        create_superuser(env)
+        with _devhost(env) as server:
+            ready = httpx.get(f"{server.url}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["checks"]["migrations"] == "warn"
+            code, output = _smoke(server.url)
+    assert code == 0, output
+    readyz = next(line for line in output.splitlines() if line.startswith("PASS readyz"))
+    assert "migrations=warn" in readyz and "schema newer than this build" in readyz
+
+
+def test_the_next_build_is_not_ready_on_the_schema_before_its_migration(next_build, redis_url):
+    """New code on an older database: 503, and its smoke test says to run the migrations."""
+    with temporary_database("stratus_older") as database:
+        migrate(database)  # this build's head: one behind the next build's
+        env = app_env(database, redis_url, READINESS_CACHE_MS="0")
+        create_superuser(env)
+        from tests.support.devhost_process import DevhostProcess
+
+        with DevhostProcess(env=env, cwd=next_build) as server:
+            ready = httpx.get(f"{server.url}/readyz", timeout=10)
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"]["migrations"] == "fail"
+            code, output = _smoke(server.url)
+    assert code == 1, output
+    assert "migrations failed (the schema is behind this build" in output
