@@ -61,6 +61,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from drills.load import access_token
 from tests.conftest import (
     REDIS_URL,
     SUPERUSER,
@@ -241,26 +242,17 @@ def stop_server(server: Server) -> None:
     server.log.unlink(missing_ok=True)
 
 
-def login(client: httpx.Client, email: str, password: str) -> str:
-    response = client.post(
-        "/api/v1/login/access-token", data={"username": email, "password": password}
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
-
-
 def seed(server: Server) -> tuple[str, str]:
     """The bench user with its items; (user token, superuser token)."""
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        admin = login(client, SUPERUSER, SUPERUSER_PASSWORD)
+        admin = access_token(client, SUPERUSER, SUPERUSER_PASSWORD)
         created = client.post(
             "/api/v1/users/",
             json={"email": USER_EMAIL, "password": USER_PASSWORD, "full_name": "Bench User"},
             headers=bearer(admin),
         )
         created.raise_for_status()
-        token = login(client, USER_EMAIL, USER_PASSWORD)
+        token = access_token(client, USER_EMAIL, USER_PASSWORD)
         for n in range(ITEMS):
             item = {"title": f"Item {n}", "description": f"Benchmark item number {n}"}
             client.post("/api/v1/items/", json=item, headers=bearer(token)).raise_for_status()

@@ -76,7 +76,6 @@ from bench.api_throughput import (
     cpu_split,
     hash_parameters,
     least_disturbed,
-    login,
     machine_ticks,
     postgres_version,
     seed,
@@ -90,6 +89,7 @@ from bench.api_throughput import (
     wrk_command,
     wrk_env,
 )
+from drills.load import access_token
 from tests.conftest import (
     REDIS_URL,
     SUPERUSER,
@@ -319,7 +319,7 @@ def main() -> None:
         tokens = {STRATUS: seed(servers[STRATUS])[0], TEMPLATE: seed(servers[TEMPLATE])[0]}
         if TEMPLATE_QUIET in servers:  # same database: the user and items are there already
             with httpx.Client(base_url=servers[TEMPLATE_QUIET].url, timeout=30) as client:
-                tokens[TEMPLATE_QUIET] = login(client, USER_EMAIL, USER_PASSWORD)
+                tokens[TEMPLATE_QUIET] = access_token(client, USER_EMAIL, USER_PASSWORD)
         outcome.hashes = {
             STRATUS: hash_parameters(stored_hash(stratus_db)),
             TEMPLATE: hash_parameters(stored_hash(template_db, "user")),

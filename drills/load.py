@@ -13,10 +13,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
+
+from drills.workers import Workers
 
 REQUEST_TIMEOUT_SECONDS = 15.0
 
@@ -33,7 +33,7 @@ class Sample:
         return not 200 <= self.status < 300
 
 
-class ItemLoad:
+class ItemLoad(Workers):
     def __init__(
         self,
         url: str,
@@ -43,6 +43,7 @@ class ItemLoad:
         seconds: float,
         pause: float = 0.02,
     ) -> None:
+        super().__init__(len(tokens), join_timeout=REQUEST_TIMEOUT_SECONDS + 5)
         self.url = url
         self.tokens = list(tokens)
         self.requests_per_client = requests_per_client
@@ -52,42 +53,19 @@ class ItemLoad:
         self.acknowledged: list[str] = []
         self.problems: list[str] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._client, args=(token,), daemon=True)
-            for token in self.tokens
-        ]
-
-    def __enter__(self) -> Self:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(REQUEST_TIMEOUT_SECONDS + 5)
 
     @property
     def failed(self) -> list[Sample]:
         return [sample for sample in self.samples if sample.failed]
 
-    def _client(self, token: str) -> None:
+    def work(self, index: int) -> None:
         deadline = time.monotonic() + self.seconds
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {self.tokens[index]}"}
         sent = 0
         with httpx.Client(
             base_url=self.url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS
         ) as http:
-            while sent < self.requests_per_client and not self._stop.is_set():
+            while sent < self.requests_per_client and not self.stopping:
                 if time.monotonic() > deadline:
                     break
                 title = f"load-{uuid.uuid4().hex[:12]}"
@@ -99,7 +77,7 @@ class ItemLoad:
                     self._send(http, "read", "GET", f"/api/v1/items/{item}")
                 self._send(http, "list", "GET", "/api/v1/items/?skip=0&limit=10")
                 sent += 3
-                self._stop.wait(self.pause)
+                time.sleep(self.pause)
 
     def _send(
         self, http: httpx.Client, kind: str, method: str, path: str, body: object = None
@@ -124,3 +102,13 @@ def _item_id(response: httpx.Response | None) -> str | None:
     except (ValueError, AttributeError):
         return None
     return item if isinstance(item, str) else None
+
+
+def access_token(http: httpx.Client, email: str, password: str) -> str:
+    """Sign in with the API's password form; the bearer token."""
+    response = http.post(
+        "/api/v1/login/access-token", data={"username": email, "password": password}
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token

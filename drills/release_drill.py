@@ -17,7 +17,7 @@ slots (drills/slots.py) share one throwaway PostgreSQL database and one Redis na
 
 The report holds exactly the keys issue 8 names; the exit status is 0 only when every goal held.
 It needs no settings: PostgreSQL from STRATUS_TEST_PG_URL (default the tests' server), Redis from
-STRATUS_TEST_REDIS_URL (a private redis-server when that does not answer), free loopback ports,
+STRATUS_TEST_REDIS_URL (a namespace of its own, removed afterwards), free loopback ports,
 everything started is stopped, and the whole run is bounded by ``DEADLINE_SECONDS``.
 """
 
@@ -44,8 +44,7 @@ from drills import builds, report
 from drills.database import DatabaseUnavailable, missing_items, revisions, throwaway_database
 from drills.haproxy import binary as haproxy_binary
 from drills.instance import process_environment
-from drills.load import ItemLoad
-from drills.redis_server import RedisServer
+from drills.load import ItemLoad, access_token
 from drills.slots import LocalSlots
 from drills.watch import VersionWatch
 from scripts.release import Outcome, Release, Slot
@@ -142,7 +141,7 @@ def manage(build: Path, settings: Mapping[str, str], *command: str) -> None:
 def accounts(url: str, superuser: tuple[str, str], count: int) -> list[str]:
     """``count`` new users, created by the superuser; their access tokens."""
     with httpx.Client(base_url=url, timeout=30) as http:
-        admin = _token(http, *superuser)
+        admin = access_token(http, *superuser)
         tokens = []
         for _ in range(count):
             email, password = f"drill-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
@@ -152,17 +151,8 @@ def accounts(url: str, superuser: tuple[str, str], count: int) -> list[str]:
                 headers={"Authorization": f"Bearer {admin}"},
             )
             created.raise_for_status()
-            tokens.append(_token(http, email, password))
+            tokens.append(access_token(http, email, password))
     return tokens
-
-
-def _token(http: httpx.Client, email: str, password: str) -> str:
-    response = http.post(
-        "/api/v1/login/access-token", data={"username": email, "password": password}
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 @dataclass
@@ -251,18 +241,15 @@ def goals(document: Mapping[str, Any], versions: tuple[str, str, str]) -> list[r
     ]
 
 
-@contextlib.contextmanager
-def redis_namespace_source() -> Iterator[str]:
-    """The tests' Redis when it answers, else a private redis-server."""
+def redis_unreachable() -> str | None:
     import redis
 
     try:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
             client.ping()
-        yield REDIS_URL
-    except redis.RedisError:
-        with RedisServer() as private:
-            yield private.url
+    except redis.RedisError as exc:
+        return f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__})"
+    return None
 
 
 def forget_namespace(redis_url: str, prefix: str) -> None:
@@ -296,8 +283,11 @@ def run(report_path: Path, *, short: bool, wait_seconds: float | None, out: Text
     pace = SHORT if short else FULL
     if wait_seconds is not None:
         pace = Pace(pace.settle_seconds, wait_seconds, pace.requests_per_client)
+    problem = redis_unreachable()
     if haproxy_binary() is None:
-        print("drill release: haproxy is not installed (Debian package haproxy)", file=out)
+        problem = "haproxy is not installed (Debian package haproxy)"
+    if problem:
+        print(f"drill release: {problem}", file=out)
         return 2
     started = time.monotonic()
     try:
@@ -320,8 +310,8 @@ def _drill(pace: Pace, out: TextIO) -> tuple[dict[str, Any], tuple[str, str, str
     with (
         tempfile.TemporaryDirectory(prefix="stratus-release-drill-") as work,
         throwaway_database("stratus_drill") as database,
-        redis_namespace_source() as redis_url,
     ):
+        redis_url = REDIS_URL
         built = make_builds(Path(work))
         n, n1, n2 = built.versions
         settings = app_settings(database, redis_url)

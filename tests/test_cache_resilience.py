@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from drills.workers import Workers
 from shared.cache import Cache, redis_options
 from tests.support.redis_server import RedisServer, cache_settings
-from tests.support.workers import Workers
 
 pytestmark = pytest.mark.redis
 

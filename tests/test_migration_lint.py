@@ -17,9 +17,7 @@ from drills.builds import add_migration, additive_column, copy_build
 DOWN = "pass"
 
 
-def lint(tmp_path: Path, upgrade: str, comment: str = "") -> subprocess.CompletedProcess[str]:
-    build = copy_build(tmp_path / "build", "lint")
-    add_migration(build, "under lint", f"{comment}{upgrade}" if comment else upgrade, DOWN)
+def lint_in(build: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scripts.lint_migrations"],
         cwd=build,
@@ -30,16 +28,14 @@ def lint(tmp_path: Path, upgrade: str, comment: str = "") -> subprocess.Complete
     )
 
 
+def lint(tmp_path: Path, upgrade: str, comment: str = "") -> subprocess.CompletedProcess[str]:
+    build = copy_build(tmp_path / "build", "lint")
+    add_migration(build, "under lint", f"{comment}{upgrade}", DOWN)
+    return lint_in(build)
+
+
 def test_the_shipped_migrations_are_clean() -> None:
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.lint_migrations"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = lint_in(Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "clean" in result.stdout
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.support.workers import Workers
+from drills.workers import Workers
 
 
 @dataclass(frozen=True, slots=True)
