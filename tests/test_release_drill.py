@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
-def test_the_release_drill_keeps_every_promise_of_the_runbook(tmp_path: Path) -> None:
+def test_the_release_drill_keeps_every_promise_of_the_runbook(
+    tmp_path: Path, redis_url: str
+) -> None:
     if haproxy_binary() is None:
         unavailable("haproxy is not installed (Debian package haproxy)")
     problem = postgres_unreachable()
