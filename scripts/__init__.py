@@ -1,1 +1,2 @@
-"""Operator scripts (smoke test); a package so that ``manage.py`` can import them."""
+"""Operator programs (the release, the smoke test, checks), never deployed with the app;
+a package so that ``manage.py`` can import them."""

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Poll a deployed app's ``/healthz`` until it answers 200, optionally with an expected version.
 
-The release workflows use this after a code deploy, after a slot swap and after a rollback swap:
-the platform answers with the old code, a 503 or nothing at all for a while, so a single request
-proves nothing and an unbounded wait hides a broken release. Every attempt is logged to stderr; the
-exit status is 0 once the check passes and 1 when the attempts run out.
+The release program (scripts/release.py) uses it after a code deploy, after a slot swap and after
+a rollback swap: the platform answers with the old code, a 503 or nothing at all for a while, so
+a single request proves nothing and an unbounded wait hides a broken release. Every attempt is
+logged to stderr; the exit status is 0 once the check passes and 1 when the attempts run out.
 
-``--print-version`` writes the version reported by the passing response to stdout, which is how
-the release records what production runs before it swaps. Standard library only: it runs on any
-runner without installing the app.
+``--print-version`` writes the version reported by the passing response to stdout: what an
+operator checks on each slot by hand. Standard library only: it runs on any runner without
+installing the app.
 """
 
 from __future__ import annotations
