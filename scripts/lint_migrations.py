@@ -119,6 +119,5 @@ def lint(root: Path) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # env.py imports the app's models from the checkout
+if __name__ == "__main__":  # python -m: the checkout is on sys.path, as env.py needs
     sys.exit(lint(ROOT))

@@ -120,10 +120,13 @@ class Release:
             )
         if previous == version:
             return self.stop(Outcome.DONE, f"production already holds {version}")
+        try:
+            production, staging = self.platform.url("production"), self.platform.url("staging")
+        except PlatformError as exc:
+            return self.stop(Outcome.REFUSED, str(exc))
         self.event("recorded", f"production holds {previous}")
         try:
             self.platform.deploy_package("staging", package)
-            staging = self.platform.url("staging")
             if not self.serves(staging, version):
                 return self.stop(Outcome.FAILED_BEFORE_SWAP, f"staging never served {version}")
             self.platform.set_app_settings("staging", {RECORD: version})
@@ -146,7 +149,6 @@ class Release:
         else:
             self.event("swapped", f"swapped; verifying production in {self.wait_seconds:g} s")
             time.sleep(self.wait_seconds)
-            production = self.platform.url("production")
             if self.serves(production, version) and self.smoke(production, version):
                 return self.stop(Outcome.DONE, f"production serves {version}")
             self.event("production-check-failed", f"production failed its checks on {version}")
