@@ -1,11 +1,12 @@
 """Build the deployment package: the app's runtime files, its dependencies and its version.
 
-    python manage.py release package --version SHA [--output dist/app.zip] [--python-version 3.11]
+    python manage.py release package --version SHA [--output dist/app.zip] [--python-version X.Y]
 
 The package carries the commit it was built from in ``BUILD_VERSION``, which ``/healthz``
 reports (shared/config.py): the version travels inside the code, so no app setting written
 before or after a deploy can disagree with what a slot really runs. Dependencies are installed
-for the platform's Linux x86_64 CPython (no remote build on the app). Standard library only.
+for the platform's Linux x86_64 CPython, the project's ``.python-version`` unless told otherwise
+(no remote build on the app). Standard library only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ RUNTIME_PATHS = (
     "migrations",
 )
 VERSION_FILE = "BUILD_VERSION"
+PYTHON_VERSION_FILE = ROOT / ".python-version"
 SITE_PACKAGES = Path(".python_packages") / "lib" / "site-packages"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
 _VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,100}$")
@@ -109,8 +111,9 @@ def package_version(package: Path) -> str:
     return checked_version(text.strip())
 
 
-def build(version: str, output: Path, python_version: str) -> Path:
+def build(version: str, output: Path, python_version: str | None = None) -> Path:
+    """The zip at ``output``, for ``python_version`` (default: the project's .python-version)."""
     with tempfile.TemporaryDirectory(prefix="stratus-package-") as temporary:
         app = assemble(Path(temporary) / "app", version)
-        install_dependencies(app, python_version)
+        install_dependencies(app, python_version or PYTHON_VERSION_FILE.read_text().strip())
         return zip_directory(app, output)

@@ -263,7 +263,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     package = commands.add_parser("package", help="build the deployment zip, version inside")
     package.add_argument("--version", required=True, metavar="SHA")
     package.add_argument("--output", type=Path, default=Path("dist/app.zip"))
-    package.add_argument("--python-version", default="3.11", help="the platform's CPython")
+    package.add_argument(
+        "--python-version", help="the platform's CPython (default: the project's .python-version)"
+    )
 
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument(

@@ -46,6 +46,6 @@ def test_healthz_reports_the_version_inside_the_package_not_the_app_setting(
     database = f"sqlite:///{tmp_path / 'app.db'}"
     migrate(database)
     env = app_env(database, None, APP_VERSION="written-before-the-deploy")
-    with DevhostProcess(env=env, cwd=app) as server:
+    with DevhostProcess(env=env, script=str(app / "function_app.py"), cwd=app) as server:
         health = httpx.get(f"{server.url}/healthz", timeout=10)
     assert health.json() == {"status": "healthy", "version": "3f2a9c1"}

@@ -299,7 +299,8 @@ def test_the_next_build_is_not_ready_on_the_schema_before_its_migration(next_bui
         create_superuser(env)
         from tests.support.devhost_process import DevhostProcess
 
-        with DevhostProcess(env=env, cwd=next_build) as server:
+        script = str(next_build / "function_app.py")
+        with DevhostProcess(env=env, script=script, cwd=next_build) as server:
             ready = httpx.get(f"{server.url}/readyz", timeout=10)
             assert ready.status_code == 503, ready.text
             assert ready.json()["checks"]["migrations"] == "fail"

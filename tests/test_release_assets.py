@@ -385,7 +385,9 @@ def test_the_package_is_built_with_its_version_inside(deploy: dict[str, Any]) ->
     # The package's Python is the project's (.python-version), as on the runner.
     assert step_with(build, "setup-python")["with"]["python-version-file"] == ".python-version"
     command = step_with(build, "release package")["run"]
-    assert command == 'python manage.py release package --version "$APP_VERSION" --output dist/app.zip'
+    assert command == (
+        'python manage.py release package --version "$APP_VERSION" --output dist/app.zip'
+    )
     assert step_with(build, "actions/upload-artifact@")["with"]["path"] == "dist/app.zip"
     release = deploy["jobs"]["release"]
     assert release["needs"] == "build"
