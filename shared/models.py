@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -68,6 +69,12 @@ class User(Base):
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     entra_oid: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Bumped by a password change, a reset or a deactivation: access tokens carry the version
+    # they were issued under, and one that no longer matches is refused. NULL (rows from before
+    # the column) counts as 0, the version of tokens issued before it existed.
+    token_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
+    # The Entra ID tenant of ``entra_oid``; NULL on rows provisioned before it was recorded.
+    entra_tid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     items: Mapped[list[Item]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
