@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     Uuid,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -79,6 +80,11 @@ class User(Base):
     items: Mapped[list[Item]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+# Addresses are unique whatever their case (``ix_users_email`` is the older, case-sensitive
+# index; it goes in a later, contracting release).
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class Item(Base):
