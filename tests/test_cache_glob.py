@@ -51,7 +51,7 @@ def _redis_matches(server: RedisServer, pattern: str) -> set[str]:
 
 def _local_matches(pattern: str) -> set[str]:
     regex = compile_pattern(pattern)
-    return {key for key in KEYS if regex.fullmatch(key.encode())}
+    return {key for key in KEYS if regex.matches(key.encode())}
 
 
 @pytest.fixture(scope="module")
