@@ -23,6 +23,10 @@ ENVIRONMENTS = ("development", "test", "production")
 # The full-stack-fastapi-template's name for development: its .env says ENVIRONMENT=local.
 ENVIRONMENT_ALIASES = {"local": "development"}
 MIN_SECRET_BYTES = 32
+MIN_PASSWORD_LENGTH = 8
+# The template's placeholder passwords and secrets, refused in production as the template does.
+PLACEHOLDER_SECRET = "changethis"  # noqa: S105 (a value refused, not a secret)
+CPUS = os.cpu_count() or 1
 _URL_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _DATABASE_SCHEMES = {
     "sqlite": "sqlite",
@@ -76,6 +80,14 @@ class Settings:
     jwt_secret_key: str = ""
     jwt_access_token_expire_minutes: int = 60 * 24 * 8
     email_reset_token_expire_hours: int = 48
+    password_hash_concurrency: int = CPUS
+    password_hash_queue: int = max(1, CPUS // 2)
+    login_throttle_account_failures: int = 5
+    login_throttle_address_failures: int = 20
+    login_throttle_max_delay_seconds: int = 900
+    password_recovery_per_address: int = 3
+    password_recovery_per_client: int = 10
+    trusted_proxy_hops: int = 1
 
     azure_client_id: str | None = None
     azure_tenant_id: str | None = None
@@ -94,6 +106,7 @@ class Settings:
     cache_local_maxsize: int = 10_000
     cache_probe_interval_seconds: float = 5.0
     cache_second_eviction_ms: int = 1000
+    cache_auth_local_seconds: float = 2.0
 
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
@@ -347,6 +360,45 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             minimum=1,
             maximum=24 * 30,
         ),
+        password_hash_concurrency=reader.integer(
+            "PASSWORD_HASH_CONCURRENCY", Settings.password_hash_concurrency, minimum=1, maximum=64
+        ),
+        password_hash_queue=reader.integer(
+            "PASSWORD_HASH_QUEUE", Settings.password_hash_queue, minimum=0, maximum=256
+        ),
+        login_throttle_account_failures=reader.integer(
+            "LOGIN_THROTTLE_ACCOUNT_FAILURES",
+            Settings.login_throttle_account_failures,
+            minimum=1,
+            maximum=1000,
+        ),
+        login_throttle_address_failures=reader.integer(
+            "LOGIN_THROTTLE_ADDRESS_FAILURES",
+            Settings.login_throttle_address_failures,
+            minimum=1,
+            maximum=100_000,
+        ),
+        login_throttle_max_delay_seconds=reader.integer(
+            "LOGIN_THROTTLE_MAX_DELAY_SECONDS",
+            Settings.login_throttle_max_delay_seconds,
+            minimum=1,
+            maximum=86_400,
+        ),
+        password_recovery_per_address=reader.integer(
+            "PASSWORD_RECOVERY_PER_ADDRESS",
+            Settings.password_recovery_per_address,
+            minimum=1,
+            maximum=1000,
+        ),
+        password_recovery_per_client=reader.integer(
+            "PASSWORD_RECOVERY_PER_CLIENT",
+            Settings.password_recovery_per_client,
+            minimum=1,
+            maximum=100_000,
+        ),
+        trusted_proxy_hops=reader.integer(
+            "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops, minimum=0, maximum=10
+        ),
         azure_client_id=reader.optional("AZURE_CLIENT_ID"),
         azure_tenant_id=tenant,
         azure_admin_role=reader.text("AZURE_ADMIN_ROLE", Settings.azure_admin_role),
@@ -390,6 +442,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             Settings.cache_second_eviction_ms,
             minimum=0,
             maximum=60_000,
+        ),
+        cache_auth_local_seconds=reader.number(
+            "CACHE_AUTH_LOCAL_SECONDS",
+            Settings.cache_auth_local_seconds,
+            minimum=0.0,
+            maximum=5.0,
         ),
         cors_origins=cors_origins,
         cors_allow_credentials=cors_credentials,
@@ -448,6 +506,22 @@ def _production_problems(settings: Settings) -> list[str]:
         problems.append("SECRET_KEY and JWT_SECRET_KEY must differ in production")
     if "*" in settings.cors_origins:
         problems.append("CORS_ORIGINS may not be '*' in production")
+    password = settings.first_superuser_password
+    if password is not None and (
+        password == PLACEHOLDER_SECRET or len(password) < MIN_PASSWORD_LENGTH
+    ):
+        problems.append(
+            f"FIRST_SUPERUSER_PASSWORD must not be {PLACEHOLDER_SECRET!r} nor shorter than "
+            f"{MIN_PASSWORD_LENGTH} characters in production"
+        )
+    if settings.azure_authority_host.lower().startswith("http://"):
+        problems.append("AZURE_AUTHORITY_HOST must be an https:// URL in production")
+    if settings.azure_jwks_cooldown_seconds < 1:
+        problems.append("AZURE_JWKS_COOLDOWN_SECONDS must be at least 1 in production")
+    if (settings.smtp_user or settings.smtp_password) and not (
+        settings.smtp_tls or settings.smtp_ssl
+    ):
+        problems.append("SMTP_USER/SMTP_PASSWORD need SMTP_TLS or SMTP_SSL in production")
     return problems
 
 
