@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -76,7 +75,7 @@ class Cache:
         self._settings = settings
         self._prefix = settings.cache_prefix + ":"
         # Outside the namespace ('|' cannot appear in a prefix), so clear() leaves it alone.
-        self._stats_key = settings.cache_prefix + "|stats"
+        self._stats_key = self.outside_namespace("stats")
         # Guards the breaker state, the local store and the deletions owed to Redis together,
         # so that a change recorded for replay cannot slip in after recovery took the list.
         self._lock = threading.Lock()
@@ -136,13 +135,18 @@ class Cache:
             return default
         return value
 
-    def set(self, key: str, value: Any, tier: str = "default") -> None:
+    def set(
+        self, key: str, value: Any, tier: str = "default", local_ttl: float | None = None
+    ) -> None:
+        """Store ``value`` for ``tier``'s TTL; in-process (memory mode) for at most
+        ``local_ttl`` seconds, for what another instance may change without reaching Redis."""
         payload = _encode(value)
         ttl = self._ttl(tier)
         name = self._prefix + key
+        kept = ttl if local_ttl is None else min(ttl, local_ttl)
         self._call(
             lambda client: client.set(name, payload, px=max(1, round(ttl * 1000))),
-            lambda: self._local_set(key, payload, ttl),
+            lambda: self._local_set(key, payload, kept),
         )
 
     def delete(self, *keys: str) -> int:
@@ -158,9 +162,16 @@ class Cache:
         if self._later is not None:
             self._later.schedule(keys)
 
-    def get_or_set(self, key: str, loader: Callable[[], T], tier: str = "default") -> T:
-        """The cached value, or ``loader()`` stored under ``tier``: one loader call at a time
-        per key in this process; concurrent callers wait for it and share its result or error.
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], T],
+        tier: str = "default",
+        local_ttl: float | None = None,
+    ) -> T:
+        """The cached value, or ``loader()`` stored under ``tier`` (see ``set``): one loader
+        call at a time per key in this process; concurrent callers wait for it and share its
+        result or error.
         """
         value = self._lookup(key)
         if value is not _MISSING:
@@ -180,7 +191,7 @@ class Cache:
             value = self._lookup(key, count=False)
             if value is _MISSING:
                 value = loader()
-                self.set(key, value, tier)
+                self.set(key, value, tier, local_ttl)
             flight.value = value
             return cast(T, value)
         except BaseException as exc:
@@ -198,13 +209,37 @@ class Cache:
     def invalidate(self, pattern: str) -> int:
         """Delete the keys matching a Redis glob ``pattern``; return how many.
 
-        Raises ValueError for a pattern ``validate_pattern`` rejects.
+        Raises ValueError for a pattern ``validate_pattern`` rejects. In memory mode the keys
+        are matched on a snapshot, outside the lock, so matching never holds up other calls.
         """
-        regex = compile_pattern(pattern)
-        return self._call(
-            lambda client: self._unlink_matching(client, pattern),
-            lambda: self._local_invalidate(pattern, regex),
-        )
+        matcher = compile_pattern(pattern)
+        while True:
+            client, generation = self._redis, self._generation
+            if client is not None and not self._open:
+                try:
+                    return self._unlink_matching(client, pattern)
+                except self._errors as exc:
+                    self._count("errors")
+                    self._trip(generation, exc)
+            with self._lock:
+                keys = list(self._local.keys())
+            matched = [key for key in keys if matcher.matches(key.encode())]
+            with self._lock:
+                if client is None or self._open:
+                    deleted = sum(self._local_discard(key) for key in matched)
+                    if client is not None:
+                        self._pending.add_pattern(pattern)
+                    return deleted
+            # Recovered while matching: the pattern must reach Redis, or it is never replayed.
+
+    def run(self, remote: Callable[[Redis], T], local: Callable[[], T]) -> T:
+        """``remote(client)`` while Redis answers, else ``local()``: for state kept beside the
+        cache (sign-in counters) that is shared through Redis when it can be."""
+        return self._call(remote, local)
+
+    def outside_namespace(self, name: str) -> str:
+        """A Redis key beside the namespace, which ``clear`` and patterns never reach."""
+        return f"{self._settings.cache_prefix}|{name}"
 
     def reconnect(self) -> bool:
         """Check Redis now: close the breaker if it answers, open it if not.
@@ -436,14 +471,6 @@ class Cache:
         self._local.clear()
         if self._redis is not None:
             self._pending.add_everything()
-        return deleted
-
-    def _local_invalidate(self, pattern: str, regex: re.Pattern[bytes]) -> int:
-        deleted = sum(
-            self._local_discard(key) for key in list(self._local) if regex.fullmatch(key.encode())
-        )
-        if self._redis is not None:
-            self._pending.add_pattern(pattern)
         return deleted
 
     def _local_discard(self, key: str) -> bool:
