@@ -49,7 +49,7 @@ def _caller_is_superuser(req: ApiRequest) -> bool:
     """Details (reasons, latencies) only for a superuser; a probe never fails on its caller."""
     if not req.header("authorization") or req.settings.errors:
         return False
-    from shared.security import authenticate
+    from shared.auth import authenticate
 
     try:
         return authenticate(req).is_superuser

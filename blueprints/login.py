@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.http import ApiRequest, HTTPError, Reply, route
+from shared.errors import HTTPError
+from shared.http import ApiRequest, Reply, route
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
-    from shared import crud, email, reads, schemas, security
+    from shared import crud, email, reads, schemas, security, throttle
 else:
     crud = lazy_import("shared.crud")
     email = lazy_import("shared.email")
     reads = lazy_import("shared.reads")
     schemas = lazy_import("shared.schemas")
     security = lazy_import("shared.security")
+    throttle = lazy_import("shared.throttle")
+
+logger = logging.getLogger(__name__)
 
 bp = func.Blueprint()
 
@@ -34,17 +39,24 @@ INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
     body="LoginForm",
     body_media="application/x-www-form-urlencoded",
     response="Token",
-    errors=(400,),
+    errors=(400, 429),
 )
 def login_access_token(req: ApiRequest) -> schemas.Token:
     """OAuth2 compatible token login, get an access token for future requests"""
     form = req.form(schemas.LoginForm)
-    user = crud.authenticate(req.db, schemas.normalize_email(form.username), form.password)
+    address = schemas.normalize_email(form.username)
+    user = throttle.guarded_password_check(
+        req.settings,
+        address,
+        req.client_address,
+        lambda: crud.authenticate(req.db, address, form.password),
+    )
     if user is None:
         raise HTTPError(400, "Incorrect email or password")
     if not user.is_active:
         raise HTTPError(400, "Inactive user")
-    return schemas.Token(access_token=security.create_access_token(user.id, req.settings))
+    token = security.create_access_token(user.id, user.token_version or 0, req.settings)
+    return schemas.Token(access_token=token)
 
 
 @route(
@@ -59,7 +71,7 @@ def login_access_token(req: ApiRequest) -> schemas.Token:
 )
 def test_token(req: ApiRequest) -> schemas.UserPublic:
     """Test access token"""
-    return req.user
+    return req.user.public()
 
 
 @route(
@@ -70,13 +82,19 @@ def test_token(req: ApiRequest) -> schemas.UserPublic:
     summary="Recover Password",
     tags=["login"],
     path_params={"email": "string"},
+    redact=("email",),
     response="Message",
 )
 def recover_password(req: ApiRequest) -> schemas.Message:
     """Password Recovery"""
     address = schemas.normalize_email(req.path_param("email"))
+    if not throttle.recovery_mail_allowed(req.settings, address, req.client_address):
+        logger.warning("Password recovery limit reached; no mail sent")
+        return schemas.Message(message=RECOVERY_SENT)
     user = crud.get_user_by_email(req.db, address)
-    if user is not None:
+    # An account without a password signs in through Entra ID: its address came from a claim
+    # nobody verified, so a reset link must not turn that mailbox into a way into it.
+    if user is not None and user.hashed_password is not None:
         token = security.create_password_reset_token(user.email, user.hashed_password, req.settings)
         message = email.reset_password_email(req.settings, user.email, token)
         email.send_in_background(req.settings, user.email, message)
@@ -108,7 +126,7 @@ def reset_password(req: ApiRequest) -> schemas.Message:
     if not user.is_active:
         raise HTTPError(400, "Inactive user")
     crud.set_password(req.db, user, body.new_password)
-    reads.user_changed(user.id)
+    reads.user_changed(user.id)  # the new token version: every earlier access token is refused
     return schemas.Message(message="Password updated successfully")
 
 
@@ -121,6 +139,7 @@ def reset_password(req: ApiRequest) -> schemas.Message:
     tags=["login"],
     auth="superuser",
     path_params={"email": "string"},
+    redact=("email",),
     response_media="text/html",
     errors=(404,),
 )

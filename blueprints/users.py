@@ -7,21 +7,27 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.http import ApiRequest, HTTPError, route
+from shared.errors import HTTPError
+from shared.http import ApiRequest, route
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
-    from shared import crud, email, models, reads, schemas, security
+    from shared import auth, crud, email, entra, models, reads, schemas, security, throttle
 else:
+    auth = lazy_import("shared.auth")
     crud = lazy_import("shared.crud")
     email = lazy_import("shared.email")
+    entra = lazy_import("shared.entra")
     reads = lazy_import("shared.reads")
     schemas = lazy_import("shared.schemas")
     security = lazy_import("shared.security")
+    throttle = lazy_import("shared.throttle")
 
 bp = func.Blueprint()
 
 EMAIL_TAKEN_CONFLICT = "User with this email already exists"
+ENTRA_IDENTITY_TAKEN = "This Entra ID identity already signs in to another account"
+ENTRA_LINKED = "This account is already linked to another Entra ID identity"
 NO_SELF_DELETE = "Super users are not allowed to delete themselves"
 USER_DELETED = "User deleted successfully"
 
@@ -41,8 +47,8 @@ def read_users(req: ApiRequest) -> schemas.UsersPublic:
     """Retrieve users."""
     page = req.query(schemas.Page)
     users, count = crud.list_users(req.db, page.skip, page.limit)
-    return schemas.UsersPublic(
-        data=[schemas.UserPublic.model_validate(u) for u in users], count=count
+    return schemas.UsersPublic.model_construct(
+        data=[schemas.user_public(u) for u in users], count=count
     )
 
 
@@ -75,7 +81,7 @@ def create_user(req: ApiRequest) -> schemas.UserPublic:
     if req.settings.emails_enabled:
         message = email.new_account_email(req.settings, user.email)
         email.send_in_background(req.settings, user.email, message)
-    return schemas.UserPublic.model_validate(user)
+    return schemas.user_public(user)
 
 
 @route(
@@ -90,7 +96,7 @@ def create_user(req: ApiRequest) -> schemas.UserPublic:
 )
 def read_user_me(req: ApiRequest) -> schemas.UserPublic:
     """Get current user."""
-    return req.user
+    return req.user.public()
 
 
 @route(
@@ -135,7 +141,7 @@ def update_user_me(req: ApiRequest) -> schemas.UserPublic:
     except crud.DuplicateEmail:
         raise HTTPError(409, EMAIL_TAKEN_CONFLICT) from None
     reads.user_changed(user.id)
-    return schemas.UserPublic.model_validate(user)
+    return schemas.user_public(user)
 
 
 @route(
@@ -148,18 +154,30 @@ def update_user_me(req: ApiRequest) -> schemas.UserPublic:
     auth="user",
     body="UpdatePassword",
     response="Message",
-    errors=(400,),
+    errors=(400, 429),
 )
 def update_password_me(req: ApiRequest) -> schemas.Message:
     """Update own password."""
     body = req.json(schemas.UpdatePassword)
     user = _existing(req, req.user.id, "User not found")
-    if not security.verify_password(body.current_password, user.hashed_password):
-        raise HTTPError(400, "Incorrect password")
+    _check_current_password(req, user, body.current_password)
     if body.current_password == body.new_password:
         raise HTTPError(400, "New password cannot be the same as the current one")
     crud.set_password(req.db, user, body.new_password)
+    reads.user_changed(user.id)  # the new token version: every earlier access token is refused
     return schemas.Message(message="Password updated successfully")
+
+
+def _check_current_password(req: ApiRequest, user: models.User, password: str) -> None:
+    """400 unless ``password`` is the user's, under the same limits as sign-in."""
+    right = throttle.guarded_password_check(
+        req.settings,
+        user.email,
+        req.client_address,
+        lambda: security.verify_password(password, user.hashed_password),
+    )
+    if not right:
+        raise HTTPError(400, "Incorrect password")
 
 
 @route(
@@ -188,7 +206,7 @@ def register(
         )
     except crud.DuplicateEmail:
         raise HTTPError(400, "The user with this email already exists in the system") from None
-    return schemas.UserPublic.model_validate(user)
+    return schemas.user_public(user)
 
 
 @route(
@@ -207,14 +225,14 @@ def read_user_by_id(req: ApiRequest) -> schemas.UserPublic:
     """Get a specific user by id."""
     user_id = req.path_uuid("user_id")
     if user_id == req.user.id:
-        return req.user
+        return req.user.public()
     # Before the look-up: a normal user learns nothing about other ids.
     if not req.user.is_superuser:
-        raise HTTPError(403, security.NOT_ENOUGH_PRIVILEGES)
-    user = reads.user(req.db, user_id)
+        raise HTTPError(403, auth.NOT_ENOUGH_PRIVILEGES)
+    user = reads.user(lambda: req.db, user_id)
     if user is None:
         raise HTTPError(404, "User not found")
-    return user
+    return user.public()
 
 
 @route(
@@ -240,7 +258,7 @@ def update_user(req: ApiRequest) -> schemas.UserPublic:
     except crud.DuplicateEmail:
         raise HTTPError(409, EMAIL_TAKEN_CONFLICT) from None
     reads.user_changed(user.id)
-    return schemas.UserPublic.model_validate(user)
+    return schemas.user_public(user)
 
 
 @route(
@@ -264,6 +282,93 @@ def delete_user(req: ApiRequest) -> schemas.Message:
     item_ids = crud.delete_user(req.db, user)
     reads.user_deleted(user_id, item_ids)
     return schemas.Message(message=USER_DELETED)
+
+
+# --- linking an Entra ID identity (explicit, never by matching addresses) ----------------------
+
+
+@route(
+    bp,
+    "api/v1/users/me/entra-identity",
+    "POST",
+    operation_id="users-link_entra_identity_me",
+    summary="Link Entra ID Identity Me",
+    tags=["users"],
+    auth="user",
+    body="EntraLinkMe",
+    response="UserPublic",
+    errors=(400, 409, 429),
+)
+def link_entra_identity_me(req: ApiRequest) -> schemas.UserPublic:
+    """Let the caller's account sign in with an Entra ID identity too: proven by a valid Entra
+    ID token of that identity and by the account's current password."""
+    body = req.json(schemas.EntraLinkMe)
+    if not req.settings.entra_enabled:
+        raise HTTPError(400, "Entra ID sign-in is not enabled")
+    user = _existing(req, req.user.id, "User not found")
+    _check_current_password(req, user, body.current_password)
+    try:
+        identity = entra.validator(req.settings).validate(body.entra_token)
+    except (entra.InvalidToken, entra.InvalidIdentity):
+        raise HTTPError(400, "Invalid Entra ID token") from None
+    except entra.KeysUnavailable as exc:
+        raise HTTPError(
+            503, "Service temporarily unavailable", {"Retry-After": str(exc.retry_after)}
+        ) from None
+    return _link(req, user, identity.oid, identity.tid)
+
+
+@route(
+    bp,
+    "api/v1/users/{user_id}/entra-identity",
+    "PUT",
+    operation_id="users-link_entra_identity",
+    summary="Link Entra ID Identity",
+    tags=["users"],
+    auth="superuser",
+    path_params={"user_id": "uuid"},
+    body="EntraLink",
+    response="UserPublic",
+    errors=(404, 409),
+)
+def link_entra_identity(req: ApiRequest) -> schemas.UserPublic:
+    """Let a user's account sign in with the Entra ID identity ``oid`` of tenant ``tid``."""
+    user_id = req.path_uuid("user_id")
+    body = req.json(schemas.EntraLink)
+    user = _existing(req, user_id, "The user with this id does not exist in the system")
+    return _link(req, user, body.oid, body.tid)
+
+
+@route(
+    bp,
+    "api/v1/users/{user_id}/entra-identity",
+    "DELETE",
+    operation_id="users-unlink_entra_identity",
+    summary="Unlink Entra ID Identity",
+    tags=["users"],
+    auth="superuser",
+    path_params={"user_id": "uuid"},
+    response="UserPublic",
+    errors=(404,),
+)
+def unlink_entra_identity(req: ApiRequest) -> schemas.UserPublic:
+    """Stop a user's account signing in with its Entra ID identity (its next Entra ID sign-in
+    gets an account of its own)."""
+    user = _existing(req, req.path_uuid("user_id"), "User not found")
+    crud.unlink_entra(req.db, user)
+    reads.user_changed(user.id)
+    return schemas.user_public(user)
+
+
+def _link(req: ApiRequest, user: models.User, oid: uuid.UUID, tid: uuid.UUID) -> schemas.UserPublic:
+    if user.entra_oid is not None and user.entra_oid != oid:
+        raise HTTPError(409, ENTRA_LINKED)
+    try:
+        crud.link_entra(req.db, user, oid, tid)
+    except crud.EntraIdentityTaken:
+        raise HTTPError(409, ENTRA_IDENTITY_TAKEN) from None
+    reads.user_changed(user.id)
+    return schemas.user_public(user)
 
 
 def _existing(req: ApiRequest, user_id: uuid.UUID, missing: str) -> models.User:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.http import ApiRequest, HTTPError, route
+from shared.errors import HTTPError
+from shared.http import ApiRequest, route
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:

@@ -13,8 +13,10 @@ indexing stays fast.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
+import math
 import sys
 import urllib.parse
 import uuid
@@ -27,16 +29,22 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.config import Settings, get_settings
+from shared.errors import HTTPError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, TypeAdapter
     from sqlalchemy.orm import Session
 
-    from shared.schemas import UserPublic
+    from shared.reads import AuthUser
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+# A 422 echoes at most this much of what it refuses: enough to recognise it, never the body back.
+MAX_ERRORS = 16
+MAX_INPUT_CHARS = 64
+MAX_INPUT_ITEMS = 8
+UNKNOWN_ADDRESS = "unknown"
 RETRY_AFTER_SECONDS = "5"
 CORS_MAX_AGE_SECONDS = "600"
 CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-Requested-With"
@@ -47,44 +55,69 @@ ModelT = TypeVar("ModelT", bound="BaseModel")
 Handler = Callable[["ApiRequest"], Any]
 
 
-class HTTPError(Exception):
-    """An error response: ``{"detail": detail}`` with ``status_code``."""
-
-    def __init__(
-        self, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-        self.headers = dict(headers or {})
-
-
 def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str) -> HTTPError:
-    """A 422 in FastAPI's shape, each ``loc`` starting with ``prefix`` (body, query, path)."""
+    """A 422 in FastAPI's shape, each ``loc`` starting with ``prefix`` (body, query, path).
+
+    Unlike FastAPI, ``input`` is cut short (a megabyte body is not echoed back) and never holds
+    a number JSON cannot carry (NaN, Infinity).
+    """
     detail = []
-    for error in errors:
+    for error in list(errors)[:MAX_ERRORS]:
         item: dict[str, Any] = {
             "type": error["type"],
             "loc": [prefix, *error.get("loc", ())],
             "msg": error["msg"],
-            "input": _jsonable(error.get("input")),
+            "input": _short(error.get("input")),
         }
         if error.get("ctx"):
-            item["ctx"] = {k: _jsonable(v) for k, v in error["ctx"].items()}
+            item["ctx"] = {k: _short(v) for k, v in error["ctx"].items()}
         detail.append(item)
     return HTTPError(422, detail)
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
+def _short(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON, strings cut to MAX_INPUT_CHARS, containers to MAX_INPUT_ITEMS."""
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else "a number too large to echo"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        value = value[: MAX_INPUT_CHARS * 4].decode("utf-8", "replace")
+    if isinstance(value, (list, tuple, dict)):
+        if depth:
+            return "…"
+        if isinstance(value, dict):
+            return {
+                _cut(str(k)): _short(v, depth + 1) for k, v in list(value.items())[:MAX_INPUT_ITEMS]
+            }
+        return [_short(v, depth + 1) for v in value[:MAX_INPUT_ITEMS]]
+    return _cut(value if isinstance(value, str) else str(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_INPUT_CHARS else text[:MAX_INPUT_CHARS] + "…"
+
+
+def _non_finite_number(body: bytes) -> bool:
+    """Whether a JSON body holds NaN, Infinity, or a number too large for a float (Python's
+    and pydantic's parsers read those; strict JSON has none)."""
+    from pydantic_core import from_json
+
+    try:
+        stack = [from_json(body)]
+    except ValueError:
+        return False  # not JSON at all: pydantic reports that itself
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _json_default(value: Any) -> Any:
@@ -96,7 +129,8 @@ def _json_default(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
+    """Strict JSON: a NaN or Infinity that slipped through is an error, never in a response."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=False).encode()
 
 
 @dataclass
@@ -122,6 +156,7 @@ class RouteSpec:
     description: str
     tags: tuple[str, ...]
     auth: Auth
+    redact: tuple[str, ...]  # path parameters that carry an address or a token
     body: str | None
     body_media: str
     query: str | None
@@ -144,7 +179,7 @@ class ApiRequest:
         self.raw = raw
         self.invocation_id = invocation_id
         self.settings = settings
-        self._user: UserPublic | None = None
+        self._user: AuthUser | None = None
         self._session: Session | None = None
 
     @property
@@ -156,14 +191,25 @@ class ApiRequest:
         return value
 
     @property
-    def user(self) -> UserPublic:
+    def user(self) -> AuthUser:
         if self._user is None:
             raise RuntimeError("route declared auth='public' but reads req.user")
         return self._user
 
     @user.setter
-    def user(self, user: UserPublic) -> None:
+    def user(self, user: AuthUser) -> None:
         self._user = user
+
+    @property
+    def client_address(self) -> str:
+        """The caller's address as the platform's front end reports it (``X-Forwarded-For``).
+
+        Only the last ``TRUSTED_PROXY_HOPS`` entries are the platform's own (Azure's front end
+        appends the address it accepted the connection from); anything before them came from
+        the client and could be anything. IPv6 addresses count by their /64 network, which one
+        subscriber usually holds whole.
+        """
+        return client_address(self.header("x-forwarded-for"), self.settings.trusted_proxy_hops)
 
     @property
     def db(self) -> Session:
@@ -218,6 +264,19 @@ class ApiRequest:
             raise validation_error(
                 [{"type": "missing", "loc": (), "msg": "Field required", "input": None}], "body"
             )
+        if _non_finite_number(body):
+            raise validation_error(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": (),
+                        "msg": "Invalid JSON: NaN, Infinity and numbers beyond a float's range "
+                        "are not JSON",
+                        "input": None,
+                    }
+                ],
+                "body",
+            )
         from pydantic import ValidationError
 
         try:
@@ -242,6 +301,26 @@ class ApiRequest:
                 "or multipart/form-data",
             )
         return _validate(model, data, "body")
+
+
+def client_address(forwarded_for: str | None, trusted_hops: int) -> str:
+    """The entry ``trusted_hops`` from the right of ``X-Forwarded-For``, as an address (or an
+    IPv6 /64 network); ``unknown`` when the platform's entry is missing or unreadable."""
+    entries = [entry.strip() for entry in (forwarded_for or "").split(",") if entry.strip()]
+    if trusted_hops < 1 or len(entries) < trusted_hops:
+        return UNKNOWN_ADDRESS
+    entry = entries[-trusted_hops]
+    if entry.startswith("["):  # [v6]:port
+        entry = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:  # v4:port
+        entry = entry.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(entry)
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 @functools.cache
@@ -394,12 +473,30 @@ def _invoke(
         return telemetry.traced_request(
             spec.method,
             "/" + spec.path,
-            raw.url,
+            _telemetry_url(spec, raw.url),
             invocation_id,
             context.trace_context.trace_parent,
             context.trace_context.trace_state,
             lambda: _respond(spec, handler, raw, invocation_id, settings),
         )
+
+
+def _telemetry_url(spec: RouteSpec, url: str) -> str:
+    """The URL without its query, or, where a path parameter carries an address or a token,
+    with the route's template for a path (``/api/v1/password-recovery/{email}``)."""
+    parts = urllib.parse.urlsplit(url)
+    path = "/" + spec.path if spec.redact else parts.path
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _unavailable_reason(exc: BaseException) -> str | None:
+    """Why a dependency or this instance cannot answer now (503), if ``exc`` says so."""
+    if "shared.security" in sys.modules:
+        from shared.security import HashingBusy
+
+        if isinstance(exc, HashingBusy):
+            return "password hashing at capacity"
+    return _database_unavailable(exc)
 
 
 def _respond(
@@ -412,14 +509,14 @@ def _respond(
         if len(raw.get_body()) > MAX_BODY_BYTES:
             raise HTTPError(413, f"Request body too large: the limit is {MAX_BODY_BYTES} bytes")
         if spec.auth != "public":
-            from shared.security import authorize
+            from shared.auth import authorize
 
-            authorize(req, superuser=spec.auth == "superuser")
+            req.user = authorize(req, superuser=spec.auth == "superuser")
         response = _render(handler(req), spec.status_code)
     except HTTPError as exc:
         response = error_response(exc.status_code, exc.detail, exc.headers)
     except Exception as exc:
-        reason = _database_unavailable(exc)
+        reason = _unavailable_reason(exc)
         if reason is not None:
             logger.error(
                 "%s: %s (%s, invocation %s)", reason, type(exc).__name__, spec.name, invocation_id
@@ -444,6 +541,7 @@ def route(
     description: str = "",
     tags: Iterable[str] = (),
     auth: Auth = "public",
+    redact: Iterable[str] = (),
     body: str | None = None,
     body_media: str = "application/json",
     query: str | None = None,
@@ -465,6 +563,9 @@ def route(
 
     ``functions_route`` overrides the Functions route template where it must differ from the
     OpenAPI path, e.g. an optional ``{name?}`` segment, which OpenAPI cannot express.
+
+    ``redact`` names path parameters that carry an address or a token: telemetry records the
+    route's template instead of the URL.
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -479,6 +580,7 @@ def route(
             description=description or (handler.__doc__ or "").strip(),
             tags=tuple(tags),
             auth=auth,
+            redact=tuple(redact),
             body=body,
             body_media=body_media,
             query=query,

@@ -20,6 +20,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
+    429: "Too many failed attempts",
     503: "Service temporarily unavailable",
 }
 SCALARS = {"bool": {"type": "boolean"}, "object": {"type": "object"}}

@@ -1,7 +1,10 @@
 """Cached reads of the API, and the invalidation each write owes them.
 
 What is cached, under which key and tier:
-- ``user:<id>``: the user's public record (SESSION); read on every authenticated request.
+- ``user:<id>``: the user's record for authentication (SESSION): the public fields and the token
+  version; read on every authenticated request. Outside Redis (no REDIS_URL, or Redis down) it
+  is kept in-process for at most ``CACHE_AUTH_LOCAL_SECONDS``, so a change to a user's rights
+  made through any instance holds on every instance within seconds.
 - ``item:<id>``: one item (SHORT).
 - ``items:<owner id|all>:<generation>:<skip>:<limit>``: a page of items (SHORT).
 - ``items:<owner id|all>:gen``: the generation of that owner's pages (DAILY).
@@ -20,16 +23,56 @@ second eviction removes it, instead of the stale record living for its whole TTL
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from shared import crud
 from shared.cache import get_cache
-from shared.models import Item
-from shared.schemas import ItemPublic, ItemsPublic, Page, UserPublic
-from shared.security import EntraIdentity
+from shared.config import get_settings
+from shared.entra import EntraIdentity
+from shared.models import Item, User
+from shared.schemas import ItemPublic, ItemsPublic, Page, UserPublic, user_public
+
+_AUTH_TIER = "session"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthUser:
+    """A user as authentication sees it: the public fields and the token version.
+
+    Responses show only ``public()``; the version stays inside.
+    """
+
+    email: str
+    is_active: bool
+    is_superuser: bool
+    full_name: str | None
+    id: uuid.UUID
+    created_at: datetime | None
+    token_version: int
+
+    @classmethod
+    def of(cls, user: User) -> AuthUser:
+        return cls(
+            email=user.email,
+            is_active=user.is_active,
+            is_superuser=user.is_superuser,
+            full_name=user.full_name,
+            id=user.id,
+            created_at=user.created_at,
+            token_version=user.token_version or 0,
+        )
+
+    def public(self) -> UserPublic:
+        return user_public(self)
+
+
+_AUTH_FIELDS = frozenset(field.name for field in dataclasses.fields(AuthUser))
 
 
 def _user_key(user_id: uuid.UUID) -> str:
@@ -48,24 +91,33 @@ def _scope(owner_id: uuid.UUID | None) -> str:
     return "all" if owner_id is None else str(owner_id)
 
 
-def user(session: Session, user_id: uuid.UUID) -> UserPublic | None:
+def user(db: Callable[[], Session], user_id: uuid.UUID) -> AuthUser | None:
+    """The user's record, cached; ``db`` opens the session only when the cache misses."""
+
     def load() -> dict[str, Any] | None:
-        found = crud.get_user(session, user_id)
-        return UserPublic.model_validate(found).model_dump(mode="json") if found else None
+        found = crud.get_user(db(), user_id)
+        return dataclasses.asdict(AuthUser.of(found)) if found else None
 
-    data = get_cache().get_or_set(_user_key(user_id), load, tier="session")
-    return UserPublic.model_validate(data) if data is not None else None
+    cache = get_cache()
+    local_ttl = get_settings().cache_auth_local_seconds
+    key = _user_key(user_id)
+    data = cache.get_or_set(key, load, tier=_AUTH_TIER, local_ttl=local_ttl)
+    if data is not None and set(data) != _AUTH_FIELDS:
+        # Written by a build without the token version (during a release): read it again.
+        data = load()
+        cache.set(key, data, tier=_AUTH_TIER, local_ttl=local_ttl)
+    return AuthUser(**data) if data is not None else None
 
 
-def entra_user(session: Session, identity: EntraIdentity) -> UserPublic | None:
-    found = crud.sync_entra_user(
-        session, identity.oid, identity.email, identity.name, identity.is_admin
+def entra_user(session: Session, identity: EntraIdentity) -> AuthUser:
+    record = AuthUser.of(crud.entra_user(session, identity))
+    get_cache().set(
+        _user_key(record.id),
+        dataclasses.asdict(record),
+        tier=_AUTH_TIER,
+        local_ttl=get_settings().cache_auth_local_seconds,
     )
-    if found is None:
-        return None
-    public = UserPublic.model_validate(found)
-    get_cache().set(_user_key(found.id), public.model_dump(mode="json"), tier="session")
-    return public
+    return record
 
 
 def item(session: Session, item_id: uuid.UUID) -> dict[str, Any] | None:

@@ -7,9 +7,10 @@ hold them), and ``null`` for a field whose column cannot be null is a 422, not a
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
 )
@@ -112,6 +114,60 @@ class UserPublic(BaseModel):
 class UsersPublic(BaseModel):
     data: list[UserPublic]
     count: int
+
+
+class PublicUserFields(Protocol):
+    """What ``user_public`` reads: an ORM row or the cached record of a user."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_superuser(self) -> bool: ...
+    @property
+    def full_name(self) -> str | None: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
+def user_public(user: PublicUserFields) -> UserPublic:
+    """A stored user as the contract shows it, without validating it again.
+
+    What is stored was validated on the way in; a row that predates a rule (an address from an
+    old, unchecked sign-in claim, say) must still be readable, never a 500 on every read.
+    """
+    return UserPublic.model_construct(
+        email=user.email,
+        is_active=user.is_active,
+        is_superuser=user.is_superuser,
+        full_name=user.full_name,
+        id=user.id,
+        created_at=user.created_at,
+    )
+
+
+@functools.cache
+def email_adapter() -> TypeAdapter[str]:
+    """The API's rules for an address, for values that do not arrive in a request body."""
+    return TypeAdapter(Email)
+
+
+class EntraLinkMe(BaseModel):
+    """Link the caller's account to the Entra ID identity of ``entra_token``; the current
+    password proves it is the account's owner asking, not just a holder of its access token."""
+
+    entra_token: Annotated[str, Field(min_length=1, max_length=16_384), NoNul]
+    current_password: Password
+
+
+class EntraLink(BaseModel):
+    """An Entra ID identity: object id within its tenant."""
+
+    oid: uuid.UUID
+    tid: uuid.UUID
 
 
 class PrivateUserCreate(BaseModel):

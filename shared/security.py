@@ -1,60 +1,87 @@
-"""Passwords, local JWTs, Entra ID token validation, and the current user of a request.
+"""Passwords and local tokens: plain functions over strings and settings, no web types.
 
 Two signing keys: ``JWT_SECRET_KEY`` signs access tokens, ``SECRET_KEY`` signs password-reset
 tokens; each token also carries its ``type``, so neither can stand in for the other even where
-the keys are equal (development). Local tokens are HS256 only, Entra ID tokens RS256 only, and
-the algorithm is chosen by which validator runs, never by the token's own header.
+the keys are equal (development). Local tokens are HS256 only, and the algorithm is chosen by
+which validator runs, never by the token's own header (Entra ID tokens: ``shared.entra``).
+
+An access token carries its user's token version (``ver``): a password change, a reset or a
+deactivation bumps the version, and every token issued before it stops matching the user's
+record, which authentication reads on every request anyway (no extra query).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-import logging
-import os
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from shared.config import Settings
-from shared.http import HTTPError
-
-if TYPE_CHECKING:
-    from shared.http import ApiRequest
-    from shared.schemas import UserPublic
-
-logger = logging.getLogger(__name__)
+from shared.config import Settings, get_settings
 
 LOCAL_ALGORITHM = "HS256"
-ENTRA_ALGORITHM = "RS256"
-ENTRA_LEEWAY_SECONDS = 60
-APPLICATION_EMAIL_DOMAIN = "entra-application.example"  # RFC 2606: never a real mailbox
 ACCESS = "access"
 PASSWORD_RESET = "password_reset"  # noqa: S105 (a token type, not a secret)
-
-NOT_AUTHENTICATED = HTTPError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
-INVALID_CREDENTIALS = "Could not validate credentials"
-NOT_ENOUGH_PRIVILEGES = "The user doesn't have enough privileges"
+# A queued hash gives up after this long rather than hold a worker thread indefinitely.
+HASH_QUEUE_WAIT_SECONDS = 5.0
 
 # argon2id with argon2-cffi's defaults (t=3, m=64 MiB, p=4): the template's cost.
 _hasher = PasswordHasher()
-# At most one hash per CPU at a time: more only queue inside argon2 while each holds its 64 MiB
-# (measured: 2 at a time on 2 CPUs is also the fastest; bench/RESULTS.md).
-_hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class InvalidToken(Exception):
     """Signature, expiry, type or claims failed; the caller answers 403."""
 
 
+class HashingBusy(Exception):
+    """Every hashing slot and queue place of this instance is taken; the caller answers 503."""
+
+
+class HashSlots:
+    """At most ``concurrency`` argon2 hashes at a time, and at most ``queue`` more waiting.
+
+    More hashes at once only queue inside argon2 while each holds its 64 MiB (one per CPU is
+    also the fastest: bench/RESULTS.md). Without a bound on the waiting ones, a burst of sign-ins
+    would hold every worker thread of the instance, and every other route would wait behind it;
+    past the queue a hash fails at once instead.
+    """
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self._running = threading.BoundedSemaphore(concurrency)
+        self._admitted = threading.BoundedSemaphore(concurrency + queue)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if not self._admitted.acquire(blocking=False):
+            raise HashingBusy
+        try:
+            if not self._running.acquire(timeout=HASH_QUEUE_WAIT_SECONDS):
+                raise HashingBusy
+            try:
+                yield
+            finally:
+                self._running.release()
+        finally:
+            self._admitted.release()
+
+
+@functools.cache
+def hash_slots() -> HashSlots:
+    settings = get_settings()
+    return HashSlots(settings.password_hash_concurrency, settings.password_hash_queue)
+
+
 def hash_password(password: str) -> str:
-    with _hashing:
+    with hash_slots().held():
         return _hasher.hash(password)
 
 
@@ -67,7 +94,7 @@ def verify_password(password: str, hashed: str | None) -> bool:
     """Constant-time check; an account without a password costs the same as a wrong one."""
     stored = hashed or _dummy_hash()
     try:
-        with _hashing:
+        with hash_slots().held():
             return _hasher.verify(stored, password) and hashed is not None
     except (VerificationError, InvalidHashError):
         return False
@@ -86,23 +113,44 @@ def password_fingerprint(hashed: str | None) -> str:
 # --- local tokens ----------------------------------------------------------------------------
 
 
-def create_access_token(user_id: uuid.UUID, settings: Settings) -> str:
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    token_version: int
+
+
+def token_algorithm(token: str) -> str | None:
+    """The ``alg`` a token's header claims: only which validator to run, never trusted."""
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(type(exc).__name__) from None
+    return algorithm if isinstance(algorithm, str) else None
+
+
+def create_access_token(user_id: uuid.UUID, token_version: int, settings: Settings) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "type": ACCESS,
+        "ver": token_version,
         "iat": now,
         "exp": now + timedelta(minutes=settings.jwt_access_token_expire_minutes),
     }
     return jwt.encode(claims, settings.jwt_secret_key, algorithm=LOCAL_ALGORITHM)
 
 
-def decode_access_token(token: str, settings: Settings) -> uuid.UUID:
+def decode_access_token(token: str, settings: Settings) -> AccessClaims:
     claims = _decode_local(token, settings.jwt_secret_key, ACCESS)
     try:
-        return uuid.UUID(str(claims["sub"]))
+        user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
         raise InvalidToken("sub is not a UUID") from None
+    # Tokens issued before versions existed carry none: they are version 0, as are their users.
+    version = claims.get("ver", 0)
+    if type(version) is not int or version < 0:
+        raise InvalidToken("ver is not a version")
+    return AccessClaims(user_id, version)
 
 
 def create_password_reset_token(email: str, hashed_password: str | None, settings: Settings) -> str:
@@ -144,122 +192,3 @@ def _decode_local(token: str, key: str, token_type: str) -> dict[str, Any]:
     if claims.get("type") != token_type:
         raise InvalidToken("wrong token type")
     return claims
-
-
-# --- Entra ID tokens -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntraIdentity:
-    oid: uuid.UUID
-    email: str
-    name: str | None
-    is_admin: bool
-
-
-class EntraTokenValidator:
-    """Validates Entra ID (Azure AD) access tokens for this API against the tenant's JWKS."""
-
-    def __init__(self, settings: Settings) -> None:
-        assert settings.azure_tenant_id and settings.azure_client_id
-        tenant = settings.azure_tenant_id
-        authority = settings.azure_authority_host
-        # PyJWKClient caches the key set and refetches it when it meets an unknown kid, at most
-        # once per cooldown, so a flood of made-up kids cannot turn into a flood of fetches.
-        self._jwks = jwt.PyJWKClient(
-            f"{authority}/{tenant}/discovery/v2.0/keys",
-            cache_keys=True,
-            lifespan=3600,
-            timeout=5,
-            cooldown_duration=settings.azure_jwks_cooldown_seconds,
-        )
-        self._audiences = [settings.azure_client_id, f"api://{settings.azure_client_id}"]
-        self._issuers = [f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"]
-        self._admin_role = settings.azure_admin_role
-
-    def validate(self, token: str) -> EntraIdentity:
-        try:
-            signing_key = self._jwks.get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientConnectionError:
-            logger.error("Entra ID key set unreachable")
-            raise HTTPError(503, "Service temporarily unavailable", {"Retry-After": "5"}) from None
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(type(exc).__name__) from None
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                signing_key.key,
-                algorithms=[ENTRA_ALGORITHM],
-                audience=self._audiences,
-                issuer=self._issuers,
-                leeway=ENTRA_LEEWAY_SECONDS,
-                options={"require": ["exp", "nbf", "iat", "iss", "aud", "oid"]},
-            )
-            oid = uuid.UUID(str(claims["oid"]))
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise InvalidToken(type(exc).__name__) from None
-        roles = claims.get("roles")
-        email = claims.get("preferred_username") or claims.get("email") or claims.get("upn")
-        if not email:
-            # An application signing in with client credentials (a daemon, the release's smoke
-            # test) has no mailbox: it gets an address under a reserved, undeliverable domain.
-            email = f"{oid}@{APPLICATION_EMAIL_DOMAIN}"
-        return EntraIdentity(
-            oid=oid,
-            email=str(email),
-            name=str(claims["name"]) if claims.get("name") else None,
-            is_admin=isinstance(roles, list) and self._admin_role in roles,
-        )
-
-
-_entra_validators: dict[tuple[str | None, str | None, str], EntraTokenValidator] = {}
-
-
-def entra_validator(settings: Settings) -> EntraTokenValidator:
-    key = (settings.azure_tenant_id, settings.azure_client_id, settings.azure_authority_host)
-    validator = _entra_validators.get(key)
-    if validator is None:
-        validator = _entra_validators[key] = EntraTokenValidator(settings)
-    return validator
-
-
-# --- the current user ------------------------------------------------------------------------
-
-
-def bearer_token(req: ApiRequest) -> str:
-    header = req.header("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NOT_AUTHENTICATED
-    return token.strip()
-
-
-def authenticate(req: ApiRequest) -> UserPublic:
-    """The user a bearer token names, or the contract's 401/403/404/400."""
-    from shared import reads
-
-    token = bearer_token(req)
-    try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-        if algorithm == LOCAL_ALGORITHM:
-            user = reads.user(req.db, decode_access_token(token, req.settings))
-        elif algorithm == ENTRA_ALGORITHM and req.settings.entra_enabled:
-            identity = entra_validator(req.settings).validate(token)
-            user = reads.entra_user(req.db, identity)
-        else:
-            raise InvalidToken(f"algorithm {algorithm!r} not accepted")
-    except (InvalidToken, jwt.PyJWTError) as exc:
-        logger.info("Rejected token: %s", exc)
-        raise HTTPError(403, INVALID_CREDENTIALS) from None
-    if user is None:
-        raise HTTPError(404, "User not found")
-    if not user.is_active:
-        raise HTTPError(400, "Inactive user")
-    return user
-
-
-def authorize(req: ApiRequest, *, superuser: bool) -> None:
-    user = authenticate(req)
-    if superuser and not user.is_superuser:
-        raise HTTPError(403, NOT_ENOUGH_PRIVILEGES)
-    req.user = user

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -53,14 +54,51 @@ class _CountingHasher:
             self._leave()
 
 
-def test_no_more_hashes_run_at_once_than_there_are_cpus(monkeypatch: pytest.MonkeyPatch):
-    counting = _CountingHasher()
-    monkeypatch.setattr(security, "_hasher", counting)
-    hashed = counting.hash("password-1234")
-    threads = 4 * (os.cpu_count() or 1)
-    with ThreadPoolExecutor(threads) as pool:
-        results = list(
-            pool.map(lambda _: security.verify_password("password-1234", hashed), range(200))
-        )
-    assert all(results)
-    assert 1 <= counting.peak <= (os.cpu_count() or 1)
+class _HeldHasher(_CountingHasher):
+    """Every verification waits for ``release``: the slots stay taken while a test looks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def verify(self, hashed: str, password: str) -> bool:
+        self._enter()
+        try:
+            assert self.release.wait(10)
+            return self._real.verify(hashed, password)
+        finally:
+            self._leave()
+
+
+def test_hashes_run_at_most_concurrency_at_once_and_past_the_queue_fail_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    held = _HeldHasher()
+    monkeypatch.setattr(security, "_hasher", held)
+    slots = security.HashSlots(concurrency=2, queue=1)
+    monkeypatch.setattr(security, "hash_slots", lambda: slots)
+    hashed = held.hash("password-1234")
+    with ThreadPoolExecutor(3) as pool:
+        admitted = [
+            pool.submit(security.verify_password, "password-1234", hashed) for _ in range(3)
+        ]
+        deadline = time.monotonic() + 10
+        while held.running < 2:  # two hashing, the third queued behind them
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(security.HashingBusy):
+            security.verify_password("password-1234", hashed)
+        assert time.monotonic() - started < 1  # refused at once, not after a wait
+        held.release.set()
+        assert [future.result(10) for future in admitted] == [True, True, True]
+    assert held.peak == 2
+
+
+def test_one_hash_per_cpu_and_half_as_many_waiting_by_default():
+    from shared.config import load_settings
+
+    settings = load_settings({})
+    cpus = os.cpu_count() or 1
+    assert settings.password_hash_concurrency == cpus
+    assert settings.password_hash_queue == max(1, cpus // 2)

@@ -1,0 +1,86 @@
+"""Request authentication for the route wrapper: the bearer token of a request, its user.
+
+Below the route wrapper and above the data layer: it reads the user's cached record (``reads``)
+and validates tokens (``security``, ``entra``), and answers in the contract's errors. It knows
+no Azure Functions type; a request is anything with ``header()``, ``db`` and ``settings``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from shared import crud, entra, reads, security
+from shared.config import Settings
+from shared.errors import HTTPError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = "Could not validate credentials"
+NOT_ENOUGH_PRIVILEGES = "The user doesn't have enough privileges"
+
+
+class Credentials(Protocol):
+    settings: Settings
+
+    def header(self, name: str) -> str | None: ...
+
+    @property
+    def db(self) -> Session: ...
+
+
+def not_authenticated() -> HTTPError:
+    return HTTPError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
+
+
+def bearer_token(request: Credentials) -> str:
+    header = request.header("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise not_authenticated()
+    return token.strip()
+
+
+def authenticate(request: Credentials) -> reads.AuthUser:
+    """The user a bearer token names, or the contract's 401/403/404/400."""
+    token = bearer_token(request)
+    settings = request.settings
+    try:
+        algorithm = security.token_algorithm(token)
+        if algorithm == security.LOCAL_ALGORITHM:
+            claims = security.decode_access_token(token, settings)
+            user = reads.user(lambda: request.db, claims.user_id)
+            revoked = user is not None and user.token_version != claims.token_version
+        elif algorithm == entra.ALGORITHM and settings.entra_enabled:
+            identity = entra.validator(settings).validate(token)
+            user, revoked = reads.entra_user(request.db, identity), False
+        else:
+            raise security.InvalidToken(f"algorithm {algorithm!r} not accepted")
+    except (security.InvalidToken, entra.InvalidToken, crud.EntraTenantMismatch) as exc:
+        logger.info("Rejected token: %s", exc or type(exc).__name__)
+        raise HTTPError(403, INVALID_CREDENTIALS) from None
+    except entra.InvalidIdentity as exc:
+        logger.info("Rejected Entra ID identity: %s", exc)
+        raise HTTPError(403, str(exc)) from None
+    except entra.KeysUnavailable as exc:
+        raise HTTPError(
+            503, "Service temporarily unavailable", {"Retry-After": str(exc.retry_after)}
+        ) from None
+    if user is None:
+        raise HTTPError(404, "User not found")
+    if not user.is_active:
+        raise HTTPError(400, "Inactive user")
+    if revoked:  # issued before a password change, a reset or a deactivation
+        logger.info("Rejected token: issued before the user's tokens were revoked")
+        raise HTTPError(403, INVALID_CREDENTIALS)
+    return user
+
+
+def authorize(request: Credentials, *, superuser: bool) -> reads.AuthUser:
+    user = authenticate(request)
+    if superuser and not user.is_superuser:
+        raise HTTPError(403, NOT_ENOUGH_PRIVILEGES)
+    return user
