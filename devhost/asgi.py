@@ -42,6 +42,14 @@ class _Disconnected(Exception):
     """The client went away before sending its whole body."""
 
 
+def _append_forwarded_for(headers: dict[str, str], client: tuple[str, int] | None) -> None:
+    """Append the peer's address to X-Forwarded-For, as Azure's front end does: the app trusts
+    only the entries the platform added (TRUSTED_PROXY_HOPS), never what the client sent."""
+    if client:
+        forwarded = headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = f"{forwarded}, {client[0]}" if forwarded else client[0]
+
+
 async def _read_body(receive: Receive) -> bytes | None:
     """The whole body, or None once it exceeds the limit (the rest is left unread)."""
     chunks: list[bytes] = []
@@ -110,6 +118,7 @@ class FunctionsApp:
             await _respond(send, 405, [_JSON, allow], _NOT_ALLOWED)
             return
         headers = messages.request_headers(scope["headers"])
+        _append_forwarded_for(headers, scope.get("client"))
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             body = None  # refused before reading a byte of it
