@@ -6,7 +6,7 @@ SQLAlchemy, pydantic, the cache and telemetry on first use.
 
 import azure.functions as func
 
-from blueprints import cache_admin, health, items, login, maintenance, private, users, utils
+from blueprints import cache_admin, health, items, login, maintenance, users, utils
 from shared.config import get_settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -22,6 +22,9 @@ for blueprint in (
 ):
     app.register_functions(blueprint)
 
-# The frontend's end-to-end tests create users through this route; it exists in development only.
+# The frontend's end-to-end tests create users through this route; it exists in development only,
+# and is imported only then, so that no other environment's OpenAPI document lists it.
 if get_settings().environment == "development":
+    from blueprints import private
+
     app.register_functions(private.bp)
