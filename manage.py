@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -126,7 +127,10 @@ def cmd_init_settings(args: argparse.Namespace) -> int:
     for name in GENERATED_SECRETS:
         if not values.get(name):
             values[name] = secrets.token_urlsafe(32)
-    target.write_text(json.dumps(document, indent=2) + "\n")
+    # Owner-only from the first byte: the file holds the secrets just generated.
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(document, indent=2) + "\n")
     print(
         f"Wrote {target} with generated secrets; the first superuser's password "
         "is FIRST_SUPERUSER_PASSWORD there"
