@@ -88,7 +88,7 @@ class KeySet:
         if now < self._failed_until or not self._fetching.acquire(blocking=False):
             if known is not None:
                 return known  # expired, but a refresh is failing or running: keep it meanwhile
-            raise KeysUnavailable(self._failed_until - now)
+            raise KeysUnavailable(max(1.0, self._failed_until - now))
         try:
             fetched = time.monotonic() - self._fetched_at < self._cooldown or self._refresh()
         finally:

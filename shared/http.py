@@ -46,6 +46,7 @@ MAX_INPUT_CHARS = 64
 MAX_INPUT_ITEMS = 8
 UNKNOWN_ADDRESS = "unknown"
 RETRY_AFTER_SECONDS = "5"
+HASHING_RETRY_AFTER_SECONDS = "1"
 CORS_MAX_AGE_SECONDS = "600"
 CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-Requested-With"
 UNAVAILABLE = "Service temporarily unavailable"
@@ -489,14 +490,15 @@ def _telemetry_url(spec: RouteSpec, url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _unavailable_reason(exc: BaseException) -> str | None:
-    """Why a dependency or this instance cannot answer now (503), if ``exc`` says so."""
+def _unavailable(exc: BaseException) -> tuple[str, str] | None:
+    """Why a dependency or this instance cannot answer now (a 503), and when to retry."""
     if "shared.security" in sys.modules:
         from shared.security import HashingBusy
 
-        if isinstance(exc, HashingBusy):
-            return "password hashing at capacity"
-    return _database_unavailable(exc)
+        if isinstance(exc, HashingBusy):  # a hash slot frees within a fraction of a second
+            return "password hashing at capacity", HASHING_RETRY_AFTER_SECONDS
+    reason = _database_unavailable(exc)
+    return None if reason is None else (reason, RETRY_AFTER_SECONDS)
 
 
 def _respond(
@@ -516,12 +518,13 @@ def _respond(
     except HTTPError as exc:
         response = error_response(exc.status_code, exc.detail, exc.headers)
     except Exception as exc:
-        reason = _unavailable_reason(exc)
-        if reason is not None:
+        unavailable = _unavailable(exc)
+        if unavailable is not None:
+            reason, retry_after = unavailable
             logger.error(
                 "%s: %s (%s, invocation %s)", reason, type(exc).__name__, spec.name, invocation_id
             )
-            response = error_response(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
+            response = error_response(503, UNAVAILABLE, {"Retry-After": retry_after})
         else:
             logger.exception("Unhandled error in %s (invocation %s)", spec.name, invocation_id)
             response = error_response(500, "Internal Server Error")

@@ -80,6 +80,10 @@ def app_env(database_url: str, redis_url: str | None, **overrides: str) -> dict[
         # Off, so that no delete from an earlier test lands in a later one's exact counts; the
         # tests of the second eviction turn it on.
         "CACHE_SECOND_EVICTION_MS": "0",
+        # Every test signs in from loopback: per-address limits would couple unrelated tests.
+        # The throttling tests set their own (tests/test_security_regressions.py).
+        "LOGIN_THROTTLE_ADDRESS_FAILURES": "100000",
+        "PASSWORD_RECOVERY_PER_CLIENT": "100000",
         **TEST_SECRETS,
     }
     env.update(overrides)

@@ -26,6 +26,9 @@ class Tenant:
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []
         self.fetches = 0
+        # While set, the key endpoint accepts requests and answers none (a hung endpoint).
+        self.hung = threading.Event()
+        self._released = threading.Event()
         self.add_key(publish=True)
         tenant = self
 
@@ -35,6 +38,9 @@ class Tenant:
                     self.send_error(404)
                     return
                 tenant.fetches += 1
+                if tenant.hung.is_set():
+                    tenant._released.wait(30)
+                    return
                 body = json.dumps(tenant.jwks()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -59,8 +65,17 @@ class Tenant:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def hang(self) -> None:
+        self._released.clear()
+        self.hung.set()
+
+    def recover(self) -> None:
+        self.hung.clear()
+        self._released.set()
 
     def add_key(self, publish: bool) -> str:
         kid = uuid.uuid4().hex
