@@ -44,6 +44,11 @@ def test_no_settings_at_all_runs_on_embedded_defaults():
         ),
         ({"SMTP_TLS": "true", "SMTP_SSL": "true"}, "SMTP_TLS and SMTP_SSL"),
         ({"READINESS_TIMEOUT_MS": "10"}, "READINESS_TIMEOUT_MS must be between"),
+        ({"CACHE_AUTH_LOCAL_SECONDS": "6"}, "CACHE_AUTH_LOCAL_SECONDS must be between"),
+        ({"TRUSTED_PROXY_HOPS": "-1"}, "TRUSTED_PROXY_HOPS must be between"),
+        ({"PASSWORD_HASH_CONCURRENCY": "0"}, "PASSWORD_HASH_CONCURRENCY must be between"),
+        ({"LOGIN_THROTTLE_ACCOUNT_FAILURES": "0"}, "LOGIN_THROTTLE_ACCOUNT_FAILURES"),
+        ({"PASSWORD_RECOVERY_PER_ADDRESS": "x"}, "PASSWORD_RECOVERY_PER_ADDRESS must be"),
     ],
 )
 def test_a_wrong_value_is_reported_with_the_variable_name(env, named):

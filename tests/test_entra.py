@@ -159,3 +159,90 @@ def test_an_application_token_without_a_mailbox_gets_a_reserved_address(entra_ap
     assert me.status_code == 200
     assert me.json()["email"] == f"{oid}@entra-application.example"
     assert me.json()["is_superuser"] is True
+
+
+# --- linking: explicit, proven by both sides, never by a matching address ---------------------
+
+LINK_ME = "/api/v1/users/me/entra-identity"
+
+
+def _link_me(api, user, token, password=None):
+    body = {"entra_token": token, "current_password": password or user.password}
+    return api.request("POST", LINK_ME, json=body, headers=user.headers)
+
+
+def test_an_account_links_an_entra_identity_with_its_token_and_its_password(entra_api, tenant):
+    user = entra_api.new_user()
+    oid = str(uuid.uuid4())
+    linked = _link_me(entra_api, user, tenant.token(oid=oid))
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["id"] == user.id and linked.json()["email"] == user.email
+    # From now on that identity signs in to this account, whatever address it claims.
+    me = _me(entra_api, tenant.token(oid=oid, preferred_username="other@contoso.example.com"))
+    assert me.json()["id"] == user.id
+    again = _link_me(entra_api, user, tenant.token(oid=oid))
+    assert again.status_code == 200  # linking the same identity twice changes nothing
+
+
+def test_linking_needs_the_right_password_and_a_valid_entra_token(entra_api, tenant):
+    user = entra_api.new_user()
+    oid = str(uuid.uuid4())
+    wrong = _link_me(entra_api, user, tenant.token(oid=oid), password="not-the-password")
+    assert wrong.status_code == 400 and wrong.json() == {"detail": "Incorrect password"}
+    forged = _link_me(entra_api, user, tenant.token(oid=oid, aud=str(uuid.uuid4())))
+    assert forged.status_code == 400 and forged.json() == {"detail": "Invalid Entra ID token"}
+    # Nothing was linked: the identity's first sign-in gets an account of its own.
+    assert _me(entra_api, tenant.token(oid=oid)).json()["id"] != user.id
+
+
+def test_an_identity_with_its_own_account_or_an_account_already_linked_is_409(entra_api, tenant):
+    user = entra_api.new_user()
+    taken = str(uuid.uuid4())
+    assert _me(entra_api, tenant.token(oid=taken)).status_code == 200  # provisioned
+    conflict = _link_me(entra_api, user, tenant.token(oid=taken))
+    assert conflict.status_code == 409
+    assert conflict.json() == {
+        "detail": "This Entra ID identity already signs in to another account"
+    }
+    assert _link_me(entra_api, user, tenant.token(oid=str(uuid.uuid4()))).status_code == 200
+    other = _link_me(entra_api, user, tenant.token(oid=str(uuid.uuid4())))
+    assert other.status_code == 409
+    assert other.json() == {"detail": "This account is already linked to another Entra ID identity"}
+
+
+def test_a_superuser_links_and_unlinks_an_identity_by_object_id(entra_api, tenant):
+    user = entra_api.new_user()
+    oid = str(uuid.uuid4())
+    path = f"/api/v1/users/{user.id}/entra-identity"
+    body = {"oid": oid, "tid": tenant.tenant_id}
+    assert entra_api.request("PUT", path, json=body, headers=user.headers).status_code == 403
+    linked = entra_api.request("PUT", path, json=body, headers=entra_api.admin.headers)
+    assert linked.status_code == 200, linked.text
+    assert _me(entra_api, tenant.token(oid=oid)).json()["id"] == user.id
+    unlinked = entra_api.request("DELETE", path, headers=entra_api.admin.headers)
+    assert unlinked.status_code == 200
+    assert _me(entra_api, tenant.token(oid=oid)).json()["id"] != user.id
+    missing = f"/api/v1/users/{uuid.uuid4()}/entra-identity"
+    assert entra_api.request("PUT", missing, json=body, headers=entra_api.admin.headers).json() == {
+        "detail": "The user with this id does not exist in the system"
+    }
+
+
+def test_an_identity_of_another_tenant_never_signs_in_to_a_linked_account(entra_api, tenant):
+    user = entra_api.new_user()
+    oid = str(uuid.uuid4())
+    path = f"/api/v1/users/{user.id}/entra-identity"
+    body = {"oid": oid, "tid": str(uuid.uuid4())}  # the same object id, in another tenant
+    assert (
+        entra_api.request("PUT", path, json=body, headers=entra_api.admin.headers).status_code
+        == 200
+    )
+    response = _me(entra_api, tenant.token(oid=oid))
+    assert response.status_code == 403 and response.json() == INVALID
+
+
+def test_linking_is_refused_when_entra_id_is_off(api):
+    user = api.new_user()
+    response = _link_me(api, user, "a.b.c")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Entra ID sign-in is not enabled"}

@@ -89,3 +89,43 @@ def test_models_and_migrations_do_not_drift(database_url, tmp_path):
         line.strip() for line in upgrade_body.splitlines() if line.strip() and "#" not in line
     ]
     assert statements == ["pass"]
+
+
+def _insert_user(url: str, email: str) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, is_active, is_superuser, created_at) "
+                    "VALUES (:id, :email, true, false, :now)"
+                ),
+                {"id": uuid.uuid4().hex, "email": email, "now": datetime.now(UTC)},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_case_duplicate_addresses_stop_the_upgrade_naming_them_until_resolved(database_url):
+    config = _config(database_url)
+    command.upgrade(config, "83ba780b430e")  # the revision before the lower(email) index
+    _insert_user(database_url, "Dup@example.com")
+    _insert_user(database_url, "dup@example.com")
+    _insert_user(database_url, "unique@example.com")
+    with pytest.raises(Exception, match="1 e-mail address.*differ only by case") as failed:
+        command.upgrade(config, "head")
+    assert "users " in str(failed.value)  # the ids of the group, for the operator to resolve
+    assert _current(database_url) == {"83ba780b430e"}
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM users WHERE email = 'Dup@example.com'"))
+    finally:
+        engine.dispose()
+    command.upgrade(config, "head")
+    with pytest.raises(sa.exc.IntegrityError):
+        _insert_user(database_url, "UNIQUE@example.com")

@@ -136,3 +136,23 @@ def test_without_smtp_recovery_still_answers_and_test_mail_is_503(api):
     )
     assert test_mail.status_code == 503
     assert test_mail.json() == {"detail": "Email is not configured"}
+
+
+def test_an_account_without_a_password_gets_no_recovery_mail(mail_api, mail, pg_url):
+    """An Entra ID account's address came from a claim nobody verified: its mailbox must not
+    become a way to give the account a password."""
+    import psycopg
+
+    address = f"entra-{uuid.uuid4().hex[:6]}@example.com"
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, is_active, is_superuser, entra_oid, created_at) "
+            "VALUES (%s, %s, true, false, %s, now())",
+            (uuid.uuid4(), address, uuid.uuid4()),
+        )
+    response = mail_api.request("POST", f"/api/v1/password-recovery/{address}")
+    assert response.status_code == 200 and response.json() == GENERIC
+    control = mail_api.new_user()
+    mail_api.request("POST", f"/api/v1/password-recovery/{control.email}")
+    mail.wait_for(control.email, subject="Password recovery")  # sent after the other's turn
+    assert all(m["To"] != address for m in mail.messages)

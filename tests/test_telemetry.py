@@ -51,15 +51,24 @@ SCENARIO = textwrap.dedent(
     }
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-    def call(name, method, url, headers=None):
+    def call(name, method, url, headers=None, route_params=None):
         context = invocation_context(name, parent)
-        request = func.HttpRequest(method, url, headers=headers or {}, body=b"")
+        request = func.HttpRequest(
+            method, url, headers=headers or {}, body=b"", route_params=route_params
+        )
         return context.invocation_id, functions[name](request, context).status_code
 
+    address = "secret.person@example.com"
     results = {
         "healthz": call("liveness", "GET", "http://localhost/healthz"),
         "me": call("read_user_me", "GET", "http://localhost/api/v1/users/me"),
         "readyz": call("readiness", "GET", "http://localhost/readyz"),
+        "recover": call(
+            "recover_password",
+            "POST",
+            f"http://localhost/api/v1/password-recovery/{address}",
+            route_params={"email": address},
+        ),
     }
     from shared.cache import get_cache
     get_cache().set("k", 1)
@@ -143,7 +152,7 @@ def test_request_spans_metrics_and_invocation_ids(endpoint, unmigrated_sqlite):
 
     spans = {s["name"]: s for s in out["spans"]}
     # Exactly one span per invocation: configuring twice would have doubled them.
-    assert len(out["spans"]) == 3
+    assert len(out["spans"]) == 4
     health = spans["GET /healthz"]
     assert health["kind"] == "SERVER"
     assert health["attributes"]["http.route"] == "/healthz"
@@ -160,6 +169,11 @@ def test_request_spans_metrics_and_invocation_ids(endpoint, unmigrated_sqlite):
         log["attributes"].get("invocation_id") == out["results"]["readyz"][0]
         for log in readiness_logs
     )
+
+    # A path parameter carrying an address is recorded as the route's template, never its value.
+    recovery = spans["POST /api/v1/password-recovery/{email}"]["attributes"]
+    assert recovery["url.full"] == "http://localhost/api/v1/password-recovery/{email}"
+    assert "secret.person" not in json.dumps(out["spans"]) + json.dumps(out["logs"])
 
     assert out["metrics"]["stratus.cache.hits"] >= 1
     assert out["metrics"]["stratus.cache.misses"] >= 1
@@ -183,6 +197,13 @@ def test_the_azure_monitor_exporter_delivers_requests_to_application_insights(
     data = requests[-1]["data"]["baseData"]
     assert data["responseCode"] == "200"
     assert data["properties"]["faas.invocation_id"] == invocation
+    recovery = [
+        e["data"]["baseData"]
+        for e in endpoint.of_type("RequestData")
+        if e["data"]["baseData"]["name"] == "POST /api/v1/password-recovery/{email}"
+    ]
+    assert recovery and recovery[-1]["url"].endswith("/password-recovery/{email}"), recovery
+    assert "secret.person" not in json.dumps(endpoint.envelopes)
 
 
 def test_a_fallback_shows_in_the_metrics(endpoint, unmigrated_sqlite):
