@@ -115,7 +115,7 @@ def test_case_duplicate_addresses_stop_the_upgrade_naming_them_until_resolved(da
     _insert_user(database_url, "Dup@example.com")
     _insert_user(database_url, "dup@example.com")
     _insert_user(database_url, "unique@example.com")
-    with pytest.raises(Exception, match="1 e-mail address.*differ only by case") as failed:
+    with pytest.raises(Exception, match=r"1 e-mail address.*differ only by case") as failed:
         command.upgrade(config, "head")
     assert "users " in str(failed.value)  # the ids of the group, for the operator to resolve
     assert _current(database_url) == {"83ba780b430e"}
