@@ -36,7 +36,14 @@ from shared.cache import get_cache
 from shared.config import get_settings
 from shared.entra import EntraIdentity
 from shared.models import Item, User
-from shared.schemas import ItemPublic, ItemsPublic, Page, UserPublic, user_public
+from shared.schemas import (
+    PUBLIC_USER_FIELDS,
+    ItemPublic,
+    ItemsPublic,
+    Page,
+    UserPublic,
+    user_public,
+)
 
 _AUTH_TIER = "session"
 
@@ -58,15 +65,8 @@ class AuthUser:
 
     @classmethod
     def of(cls, user: User) -> AuthUser:
-        return cls(
-            email=user.email,
-            is_active=user.is_active,
-            is_superuser=user.is_superuser,
-            full_name=user.full_name,
-            id=user.id,
-            created_at=user.created_at,
-            token_version=user.token_version or 0,
-        )
+        public = {name: getattr(user, name) for name in PUBLIC_USER_FIELDS}
+        return cls(**public, token_version=user.token_version or 0)
 
     def public(self) -> UserPublic:
         return user_public(self)

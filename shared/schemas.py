@@ -116,6 +116,9 @@ class UsersPublic(BaseModel):
     count: int
 
 
+PUBLIC_USER_FIELDS = tuple(UserPublic.model_fields)
+
+
 class PublicUserFields(Protocol):
     """What ``user_public`` reads: an ORM row or the cached record of a user."""
 
@@ -139,14 +142,7 @@ def user_public(user: PublicUserFields) -> UserPublic:
     What is stored was validated on the way in; a row that predates a rule (an address from an
     old, unchecked sign-in claim, say) must still be readable, never a 500 on every read.
     """
-    return UserPublic.model_construct(
-        email=user.email,
-        is_active=user.is_active,
-        is_superuser=user.is_superuser,
-        full_name=user.full_name,
-        id=user.id,
-        created_at=user.created_at,
-    )
+    return UserPublic.model_construct(**{name: getattr(user, name) for name in PUBLIC_USER_FIELDS})
 
 
 @functools.cache

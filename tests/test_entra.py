@@ -24,15 +24,7 @@ def tenant():
 def entra_api(pg_url, redis_url, tenant):
     from tests.support.devhost_process import DevhostProcess
 
-    env = app_env(
-        pg_url,
-        redis_url,
-        AZURE_TENANT_ID=tenant.tenant_id,
-        AZURE_CLIENT_ID=tenant.client_id,
-        AZURE_ADMIN_ROLE=ADMIN_ROLE,
-        AZURE_AUTHORITY_HOST=tenant.authority,
-        AZURE_JWKS_COOLDOWN_SECONDS=str(COOLDOWN),
-    )
+    env = app_env(pg_url, redis_url, **tenant.app_settings(ADMIN_ROLE, COOLDOWN))
     create_superuser(env)
     with (
         DevhostProcess(env=env) as server,

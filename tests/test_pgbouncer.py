@@ -76,15 +76,15 @@ def test_the_app_through_pgbouncer_in_transaction_mode(bouncer, database):
         email = f"bouncer-{uuid.uuid4().hex[:6]}@example.com"
         signup = {"email": email, "password": "password123"}
         assert httpx.post(f"{server.url}/api/v1/users/signup", json=signup).status_code == 200
+        login = httpx.post(
+            f"{server.url}/api/v1/login/access-token",
+            data={"username": email, "password": "password123"},
+        )
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         failures: list[int] = []
 
         def work() -> None:
             with httpx.Client(base_url=server.url, timeout=30) as client:
-                login = client.post(
-                    "/api/v1/login/access-token",
-                    data={"username": email, "password": "password123"},
-                )
-                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
                 # The same statements many times, from several pooled connections at once:
                 # psycopg would prepare them, and the next transaction gets another server link.
                 for n in range(25):

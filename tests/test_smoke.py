@@ -513,14 +513,7 @@ def test_entra_id_client_credentials_sign_in_through_msal(pg_url, redis_url, tmp
         # App-only tokens carry no e-mail: the app provisions the application under a
         # reserved, undeliverable domain, and the admin app role makes it a superuser.
         email = f"{authority.service_principal_oid}@entra-application.example"
-        env = app_env(
-            pg_url,
-            redis_url,
-            AZURE_TENANT_ID=tenant.tenant_id,
-            AZURE_CLIENT_ID=tenant.client_id,
-            AZURE_ADMIN_ROLE=ADMIN_ROLE,
-            AZURE_AUTHORITY_HOST=tenant.authority,
-        )
+        env = app_env(pg_url, redis_url, **tenant.app_settings(ADMIN_ROLE))
         smoke_env = {
             "SMOKE_TENANT_ID": tenant.tenant_id,
             "SMOKE_CLIENT_ID": authority.client_id,

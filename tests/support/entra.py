@@ -94,6 +94,18 @@ class Tenant:
             keys.append({**jwk, "kid": kid, "use": "sig", "kty": "RSA"})
         return {"keys": keys}
 
+    def app_settings(self, admin_role: str, cooldown: float | None = None) -> dict[str, str]:
+        """The app's settings that accept this tenant's tokens."""
+        settings = {
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_ADMIN_ROLE": admin_role,
+            "AZURE_AUTHORITY_HOST": self.authority,
+        }
+        if cooldown is not None:
+            settings["AZURE_JWKS_COOLDOWN_SECONDS"] = str(cooldown)
+        return settings
+
     @property
     def v2_issuer(self) -> str:
         return f"{self.authority}/{self.tenant_id}/v2.0"
