@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
@@ -39,8 +39,6 @@ from shared.security import HashingBusy
 
 if TYPE_CHECKING:
     from redis import Redis
-
-T = TypeVar("T")
 
 TOO_MANY_ATTEMPTS = "Too many failed attempts: try again later"
 BASE_DELAY_MS = 1000
@@ -99,7 +97,7 @@ class TooManyAttempts(HTTPError):
         super().__init__(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(seconds)})
 
 
-def guarded_password_check(
+def guarded_password_check[T](
     settings: Settings, email: str, client: str, check: Callable[[], T]
 ) -> T:
     """Run ``check`` (a password verification; truthy when right) under the limits."""

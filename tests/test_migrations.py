@@ -93,7 +93,6 @@ def test_models_and_migrations_do_not_drift(database_url, tmp_path):
 
 def _insert_user(url: str, email: str) -> None:
     import uuid
-    from datetime import UTC, datetime
 
     engine = sa.create_engine(url)
     try:
@@ -101,9 +100,9 @@ def _insert_user(url: str, email: str) -> None:
             connection.execute(
                 sa.text(
                     "INSERT INTO users (id, email, is_active, is_superuser, created_at) "
-                    "VALUES (:id, :email, true, false, :now)"
+                    "VALUES (:id, :email, true, false, CURRENT_TIMESTAMP)"
                 ),
-                {"id": uuid.uuid4().hex, "email": email, "now": datetime.now(UTC)},
+                {"id": uuid.uuid4().hex, "email": email},
             )
     finally:
         engine.dispose()
