@@ -56,22 +56,35 @@ class HashSlots:
     """
 
     def __init__(self, concurrency: int, queue: int) -> None:
-        self._running = threading.BoundedSemaphore(concurrency)
-        self._admitted = threading.BoundedSemaphore(concurrency + queue)
+        self._concurrency = concurrency
+        self._admissible = concurrency + queue
+        self._changed = threading.Condition()
+        self._running = self._admitted = 0
+
+    @property
+    def full(self) -> bool:
+        """Whether a hash asked for now would be refused (a hint: no place is held for it)."""
+        return self._admitted >= self._admissible
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        if not self._admitted.acquire(blocking=False):
-            raise HashingBusy
-        try:
-            if not self._running.acquire(timeout=HASH_QUEUE_WAIT_SECONDS):
+        with self._changed:
+            if self._admitted >= self._admissible:
                 raise HashingBusy
-            try:
-                yield
-            finally:
-                self._running.release()
+            self._admitted += 1
+            if not self._changed.wait_for(
+                lambda: self._running < self._concurrency, HASH_QUEUE_WAIT_SECONDS
+            ):
+                self._admitted -= 1
+                raise HashingBusy
+            self._running += 1
+        try:
+            yield
         finally:
-            self._admitted.release()
+            with self._changed:
+                self._running -= 1
+                self._admitted -= 1
+                self._changed.notify()
 
 
 @functools.cache

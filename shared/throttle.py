@@ -35,7 +35,7 @@ from cachetools import TTLCache
 from shared.cache import get_cache
 from shared.config import Settings
 from shared.errors import HTTPError
-from shared.security import HashingBusy
+from shared.security import HashingBusy, hash_slots
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -101,6 +101,8 @@ def guarded_password_check[T](
     settings: Settings, email: str, client: str, check: Callable[[], T]
 ) -> T:
     """Run ``check`` (a password verification; truthy when right) under the limits."""
+    if hash_slots().full:
+        raise HashingBusy  # before any counting: a refusal under a flood costs next to nothing
     keys = _key("account", email.lower()), _key("client", client)
     frees = settings.login_throttle_account_failures, settings.login_throttle_address_failures
     wait = _counters.attempt(keys, frees, settings.login_throttle_max_delay_seconds * 1000)
