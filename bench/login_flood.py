@@ -10,11 +10,13 @@ own code, with Redis (its own ``CACHE_PREFIX``).
 Per build and round (the order alternates, ABBA), all with wrk:
 
 - ``idle``: ``/users/me`` alone, ``wrk -t1 -c4 -d<duration>s``;
-- ``flood``: the same, while ``wrk -t1 -c12 --timeout 30s -s bench/wrk/login.lua`` posts valid
+- ``wrk``: the same, while ``wrk -t1 -c12 --timeout 30s -s bench/wrk/login.lua`` posts valid
   sign-ins of another user for the whole run (valid ones: they cost a hash in both builds, where
   wrong ones would be throttled by ``after`` and cost nothing). wrk sends the next sign-in as
   soon as one is answered, and ignores ``Retry-After``: a refused sign-in (503) comes straight
-  back, which is harsher than clients that wait as told.
+  back, which is harsher than clients that wait as told;
+- ``polite``: the same, beside 12 Python clients signing in back to back that wait
+  ``Retry-After`` when refused (a well-behaved client).
 
 ``/users/me`` runs with ``--timeout 30s`` so that a starved request counts in the latencies
 instead of as a timeout. Reported: ``/users/me`` req/s, p50, p99 and max; the flood's sign-ins
@@ -33,6 +35,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -142,7 +145,46 @@ def figures(output: str) -> dict[str, float]:
     return values
 
 
-def measure(build: Build, seconds: float, flood: bool) -> dict[str, float]:
+class PoliteFlood:
+    """``FLOOD_CONNECTIONS`` clients signing in back to back, each waiting ``Retry-After`` after
+    a refusal, as a well-behaved client does (wrk cannot)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.signed_in = self.refused = 0
+        self._threads = [
+            threading.Thread(target=self._client, daemon=True) for _ in range(FLOOD_CONNECTIONS)
+        ]
+
+    def _client(self) -> None:
+        form = {"username": FLOOD_EMAIL, "password": FLOOD_PASSWORD}
+        with httpx.Client(base_url=self._url, timeout=30) as client:
+            while not self._stop.is_set():
+                response = client.post("/api/v1/login/access-token", data=form)
+                with self._lock:
+                    if response.status_code == 200:
+                        self.signed_in += 1
+                    else:
+                        self.refused += 1
+                if response.status_code != 200:
+                    self._stop.wait(float(response.headers.get("retry-after", "1")))
+
+    def __enter__(self) -> PoliteFlood:
+        self._started = time.monotonic()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self.seconds = time.monotonic() - self._started
+        for thread in self._threads:
+            thread.join(60)
+
+
+def measure(build: Build, seconds: float, flood: str) -> dict[str, float]:
     assert build.server is not None
     me = wrk(
         f"{build.server.url}/api/v1/users/me",
@@ -158,9 +200,13 @@ def measure(build: Build, seconds: float, flood: bool) -> dict[str, float]:
         "BENCH_PASSWORD": urllib.parse.quote(FLOOD_PASSWORD, safe=""),
     }
     row: dict[str, float] = {}
+    polite = None
     with ExitStack() as stack:
         flooding = None
-        if flood:
+        if flood == "polite":
+            polite = stack.enter_context(PoliteFlood(build.server.url))
+            time.sleep(1)
+        elif flood == "wrk":
             flood_command = wrk(
                 f"{build.server.url}/api/v1/login/access-token",
                 FLOOD_CONNECTIONS,
@@ -179,6 +225,9 @@ def measure(build: Build, seconds: float, flood: bool) -> dict[str, float]:
             seconds_run = logins["duration_us"] / 1e6
             row["signed_in_per_s"] = (logins["requests"] - logins["status"]) / seconds_run
             row["refused_per_s"] = logins["status"] / seconds_run
+    if polite is not None:
+        row["signed_in_per_s"] = polite.signed_in / polite.seconds
+        row["refused_per_s"] = polite.refused / polite.seconds
     me_figures = figures(reads.stdout)
     row.update(
         me_rps=me_figures["requests"] / (me_figures["duration_us"] / 1e6),
@@ -207,9 +256,9 @@ def main() -> None:
             for round_ in range(args.rounds):
                 order = builds if round_ % 2 == 0 else builds[::-1]
                 for build in order:
-                    for kind in ("idle", "flood"):
+                    for kind in ("idle", "wrk", "polite"):
                         wait_for_quiet(10)
-                        row = measure(build, args.duration, flood=kind == "flood")
+                        row = measure(build, args.duration, flood=kind)
                         build.rows.setdefault(kind, []).append(row)
                         print(build.label, kind, json.dumps(row), file=sys.stderr, flush=True)
     report(builds, args)
@@ -238,10 +287,11 @@ def report(builds: list[Build], args: argparse.Namespace) -> None:
     before, after = builds
     flood_p99 = [
         b["me_p99_ms"] / a["me_p99_ms"]
-        for b, a in zip(before.rows["flood"], after.rows["flood"], strict=True)
+        for kind in ("wrk", "polite")
+        for b, a in zip(before.rows[kind], after.rows[kind], strict=True)
     ]
     print(
-        "\n/users/me p99 during the flood, before / after: "
+        "\n/users/me p99 during the flood, before / after (wrk rounds, then polite ones): "
         + ", ".join(f"{r:.1f}x" for r in flood_p99)
     )
 
