@@ -52,11 +52,11 @@ from bench.api_throughput import (
     WRK_DIR,
     Server,
     bearer,
-    login,
     start_process,
     stop_server,
     wait_for_quiet,
 )
+from drills.load import access_token
 from tests.conftest import REDIS_URL, SUPERUSER, SUPERUSER_PASSWORD, app_env
 from tests.support.services import free_port, temporary_database
 
@@ -113,7 +113,7 @@ def served(build: Build) -> Iterator[None]:
         )
         try:
             with httpx.Client(base_url=build.server.url, timeout=60) as client:
-                admin = login(client, SUPERUSER, SUPERUSER_PASSWORD)
+                admin = access_token(client, SUPERUSER, SUPERUSER_PASSWORD)
                 for email, password in (
                     (FLOOD_EMAIL, FLOOD_PASSWORD),
                     (READER_EMAIL, READER_PASSWORD),
@@ -124,7 +124,7 @@ def served(build: Build) -> Iterator[None]:
                         headers=bearer(admin),
                     )
                     created.raise_for_status()
-                build.token = login(client, READER_EMAIL, READER_PASSWORD)
+                build.token = access_token(client, READER_EMAIL, READER_PASSWORD)
             yield
         finally:
             stop_server(build.server)
