@@ -107,7 +107,10 @@ class KeySet:
                 body = response.read(MAX_KEY_SET_BYTES + 1)
             if len(body) > MAX_KEY_SET_BYTES:
                 raise ValueError("key set too large")
-            key_set = jwt.PyJWKSet.from_dict(json.loads(body))
+            document = json.loads(body)
+            if not isinstance(document, dict):
+                raise ValueError("key set is not a JSON object")
+            key_set = jwt.PyJWKSet.from_dict(document)
         except (OSError, ValueError, jwt.PyJWTError) as exc:
             self._failed_until = time.monotonic() + self._failure_window
             logger.error("Entra ID key set unreachable (%s)", type(exc).__name__)

@@ -608,6 +608,18 @@ def test_a_hung_key_endpoint_costs_one_request_its_timeout_and_the_rest_fail_fas
         wait_until(lambda: _validates(validator, unknown), "the key set fetched again", 10.0)
 
 
+def test_a_key_endpoint_answering_junk_is_unavailable_never_an_error(monkeypatch):
+    from shared import entra
+
+    with Tenant() as tenant:
+        validator = entra.EntraTokenValidator(_entra_settings(tenant))
+        for junk in ([], {"keys": "none"}, {"keys": [{"kty": "nonsense"}]}):
+            monkeypatch.setattr(tenant, "jwks", lambda junk=junk: junk)
+            with pytest.raises(entra.KeysUnavailable):
+                validator.validate(tenant.token())
+            time.sleep(1.1)  # past the failure window
+
+
 def _validates(validator: Any, token: str) -> bool:
     from shared import entra
 
