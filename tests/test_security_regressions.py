@@ -613,7 +613,8 @@ def test_a_key_endpoint_answering_junk_is_unavailable_never_an_error(monkeypatch
 
     with Tenant() as tenant:
         validator = entra.EntraTokenValidator(_entra_settings(tenant))
-        for junk in ([], {"keys": "none"}, {"keys": [{"kty": "nonsense"}]}):
+        junks: list[Any] = [[], {"keys": "none"}, {"keys": [{"kty": "nonsense"}]}]
+        for junk in junks:
             monkeypatch.setattr(tenant, "jwks", lambda junk=junk: junk)
             with pytest.raises(entra.KeysUnavailable):
                 validator.validate(tenant.token())
