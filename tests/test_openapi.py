@@ -129,14 +129,7 @@ def fuzz_target(redis_url):
 
     with temporary_database() as url, SmtpSink() as mail:
         migrate(url)
-        env = app_env(
-            url,
-            redis_url,
-            SMTP_HOST="127.0.0.1",
-            SMTP_PORT=str(mail.port),
-            SMTP_TLS="false",
-            EMAILS_FROM_EMAIL="noreply@example.com",
-        )
+        env = app_env(url, redis_url, **mail.app_settings())
         create_superuser(env)
         with DevhostProcess(env=env) as server:
             token = httpx.post(

@@ -26,10 +26,7 @@ def mail_api(pg_url, redis_url, mail):
     env = app_env(
         pg_url,
         redis_url,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(mail.port),
-        SMTP_TLS="false",
-        EMAILS_FROM_EMAIL="noreply@example.com",
+        **mail.app_settings(),
         FRONTEND_HOST="http://frontend.example.com",
     )
     create_superuser(env)

@@ -33,6 +33,15 @@ class SmtpSink:
         self._collector = _Collector()
         self._controller = Controller(self._collector, hostname="127.0.0.1", port=self.port)
 
+    def app_settings(self) -> dict[str, str]:
+        """The app's settings that send its mail here (plain SMTP on loopback)."""
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.port),
+            "SMTP_TLS": "false",
+            "EMAILS_FROM_EMAIL": "noreply@example.com",
+        }
+
     def __enter__(self) -> SmtpSink:
         self._controller.start()
         return self
