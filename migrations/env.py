@@ -47,7 +47,8 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     settings = _settings()
-    engine = build_engine(settings)
+    # Migrations may rightly run long statements: no server-side statement or lock timeout.
+    engine = build_engine(settings, statement_timeouts=False)
     try:
         with engine.connect() as connection:
             context.configure(

@@ -73,6 +73,7 @@ class Settings:
     db_max_overflow: int = 5
     db_pool_timeout: float = 5.0
     db_connect_timeout: int = 5
+    db_deadline_seconds: float = 5.0
     db_pgbouncer: bool = False
     db_entra_auth: bool = False
 
@@ -343,6 +344,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         db_connect_timeout=reader.integer(
             "DB_CONNECT_TIMEOUT", Settings.db_connect_timeout, minimum=1, maximum=60
+        ),
+        db_deadline_seconds=reader.number(
+            "DB_DEADLINE_SECONDS", Settings.db_deadline_seconds, minimum=0.5, maximum=120
         ),
         db_pgbouncer=reader.boolean("DB_PGBOUNCER", False),
         db_entra_auth=reader.boolean("DB_ENTRA_AUTH", False),

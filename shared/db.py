@@ -22,8 +22,13 @@ _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 
 
-def build_engine(settings: Settings) -> Engine:
-    """An engine configured from settings: pooled PostgreSQL (psycopg 3) or a SQLite file."""
+def build_engine(settings: Settings, *, statement_timeouts: bool = True) -> Engine:
+    """An engine configured from settings: pooled PostgreSQL (psycopg 3) or a SQLite file.
+
+    Every wait on PostgreSQL is bounded (``shared.db_limits``); ``statement_timeouts=False``
+    leaves out the server-side statement and lock timeouts, for migrations, whose statements
+    may rightly run long.
+    """
     if settings.is_sqlite:
         engine = create_engine(
             settings.database_url,
@@ -33,17 +38,18 @@ def build_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
 
-    connect_args: dict[str, Any] = {
-        "connect_timeout": settings.db_connect_timeout,
-        "application_name": f"stratus-{settings.app_version}"[:63],
-    }
+    from shared.db_limits import DeadlinePool, bound_waits, connect_args
+
+    args = connect_args(settings, statement_timeouts=statement_timeouts)
+    args["application_name"] = f"stratus-{settings.app_version}"[:63]
     if settings.db_pgbouncer:
         # PgBouncer in transaction mode hands each transaction a different server connection,
         # so server-side prepared statements must never be created.
-        connect_args["prepare_threshold"] = None
+        args["prepare_threshold"] = None
     engine = create_engine(
         settings.database_url,
-        connect_args=connect_args,
+        connect_args=args,
+        poolclass=DeadlinePool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -55,6 +61,7 @@ def build_engine(settings: Settings) -> Engine:
         from shared.azure_auth import use_entra_password
 
         use_entra_password(engine, settings)
+    bound_waits(engine, settings, statement_timeouts=statement_timeouts)
     return engine
 
 
@@ -108,7 +115,11 @@ def dispose_engine() -> None:
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
-    """Why the database cannot answer, if ``exc`` says so; None for any other error."""
+    """Why the database cannot answer, if ``exc`` says so; None for any other error.
+
+    Each reason is a cause an operator can act on (the runbook lists them); any DBAPI error
+    that means the server or the connection failed, rather than the statement, is one of them.
+    """
     if "azure.core.exceptions" in sys.modules:  # only loaded with DB_ENTRA_AUTH
         from azure.core.exceptions import ClientAuthenticationError
 
@@ -116,8 +127,21 @@ def unavailable_reason(exc: BaseException) -> str | None:
             return "database token unavailable (Entra ID)"
     if isinstance(exc, sa_exc.TimeoutError):
         return "connection pool exhausted"
-    if isinstance(exc, sa_exc.OperationalError):
-        return "database unavailable"
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    import psycopg.errors
+
+    from shared.db_limits import DeadlineExceeded
+
+    original = exc.orig
+    if isinstance(original, DeadlineExceeded):
+        return "database deadline exceeded"
+    if isinstance(original, psycopg.errors.QueryCanceled):
+        return "database statement timed out"
+    if isinstance(original, psycopg.errors.LockNotAvailable):
+        return "database lock wait timed out"
+    if exc.connection_invalidated:
         return "database connection lost"
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return "database unavailable"
     return None

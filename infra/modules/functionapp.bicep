@@ -55,6 +55,8 @@ param dbPoolSize string = '5'
 param dbMaxOverflow string = '5'
 param dbPoolTimeout string = '5'
 param dbConnectTimeout string = '5'
+@description('Seconds a request may wait for PostgreSQL in total (DB_DEADLINE_SECONDS).')
+param dbDeadlineSeconds string = '5'
 param jwtAccessTokenExpireMinutes string = '11520'
 param cachePrefix string = 'stratus'
 param readinessTimeoutMs string = '1000'
@@ -166,6 +168,7 @@ var baseAppSettings = [
   { name: 'DB_MAX_OVERFLOW', value: dbMaxOverflow }
   { name: 'DB_POOL_TIMEOUT', value: dbPoolTimeout }
   { name: 'DB_CONNECT_TIMEOUT', value: dbConnectTimeout }
+  { name: 'DB_DEADLINE_SECONDS', value: dbDeadlineSeconds }
   { name: 'SECRET_KEY', value: '@Microsoft.KeyVault(SecretUri=${secretKeyUri})' }
   { name: 'JWT_SECRET_KEY', value: '@Microsoft.KeyVault(SecretUri=${jwtSecretKeyUri})' }
   { name: 'JWT_ACCESS_TOKEN_EXPIRE_MINUTES', value: jwtAccessTokenExpireMinutes }
