@@ -4,7 +4,15 @@ This is the only shared module that knows Azure Functions types. ``route`` regis
 ``def handler(req: ApiRequest) -> result`` as a Functions HTTP trigger whose Python signature is
 exactly the binding signature the worker checks: ``(req: func.HttpRequest, context:
 func.Context) -> func.HttpResponse``. It deliberately does not chain ``__wrapped__`` (the worker's
-``inspect.signature`` would follow it to the handler and reject the function).
+``inspect.signature`` would follow it to the handler and reject the function). An ``async def``
+handler gets an ``async def`` function with the same signature: the worker runs it on its event
+loop, not in the thread pool that sync invocations share, so requests blocked on a dependency
+cannot starve it (the probes). Such a handler must not block: it is public, and does its
+blocking work, if any, on a thread of its own.
+
+Every invocation runs under a database deadline (``DB_DEADLINE_SECONDS``, ``shared.deadline``);
+a database that cannot answer, whichever way, is a 503 with ``Retry-After``, its cause logged
+once (``shared.cause_log``), not once per request.
 
 Heavy modules (pydantic, SQLAlchemy, security) are imported on first use, not at import, so
 indexing stays fast.
@@ -13,6 +21,7 @@ indexing stays fast.
 from __future__ import annotations
 
 import functools
+import inspect
 import ipaddress
 import json
 import logging
@@ -20,7 +29,8 @@ import math
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -28,7 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import azure.functions as func
 
 from shared import telemetry
+from shared.cause_log import CauseLog
 from shared.config import Settings, get_settings
+from shared.deadline import database_deadline
 from shared.errors import HTTPError
 
 if TYPE_CHECKING:
@@ -38,6 +50,7 @@ if TYPE_CHECKING:
     from shared.reads import AuthUser
 
 logger = logging.getLogger(__name__)
+unavailable_log = CauseLog(logger)
 
 MAX_BODY_BYTES = 1 << 20
 # A 422 echoes at most this much of what it refuses: enough to recognise it, never the body back.
@@ -54,6 +67,8 @@ UNAVAILABLE = "Service temporarily unavailable"
 Auth = Literal["public", "user", "superuser"]
 ModelT = TypeVar("ModelT", bound="BaseModel")
 Handler = Callable[["ApiRequest"], Any]
+AsyncHandler = Callable[["ApiRequest"], Awaitable[Any]]
+HandlerT = TypeVar("HandlerT", Handler, AsyncHandler)
 
 
 def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str) -> HTTPError:
@@ -222,9 +237,16 @@ class ApiRequest:
         return self._session
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        """End the session; raises when its rollback cannot reach the server, after dropping
+        its connection (what the handler committed stays committed)."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            session.close()
+        except Exception:
+            session.invalidate()
+            raise
 
     def path_param(self, name: str) -> str:
         value: str | None = self.raw.route_params.get(name)
@@ -459,27 +481,107 @@ def _database_unavailable(exc: BaseException) -> str | None:
     return unavailable_reason(exc)
 
 
+def _failure(spec: RouteSpec, exc: Exception, invocation_id: str) -> func.HttpResponse:
+    """The response to an exception a handler raised: its own error, 503 when a dependency or
+    this instance cannot answer now, else 500. Nothing of the exception reaches the response."""
+    if isinstance(exc, HTTPError):
+        return error_response(exc.status_code, exc.detail, exc.headers)
+    unavailable = _unavailable(exc)
+    if unavailable is None:
+        logger.exception("Unhandled error in %s (invocation %s)", spec.name, invocation_id)
+        return error_response(500, "Internal Server Error")
+    reason, retry_after = unavailable
+    unavailable_log.error(reason, f"{type(exc).__name__} ({spec.name}, invocation {invocation_id})")
+    return error_response(503, UNAVAILABLE, {"Retry-After": retry_after})
+
+
+def _admit(spec: RouteSpec, req: ApiRequest) -> None:
+    if spec.requires_config and req.settings.errors:
+        raise HTTPError(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
+    if len(req.raw.get_body()) > MAX_BODY_BYTES:
+        raise HTTPError(413, f"Request body too large: the limit is {MAX_BODY_BYTES} bytes")
+
+
+def _close(spec: RouteSpec, req: ApiRequest, response: func.HttpResponse) -> func.HttpResponse:
+    """Close the request's session. A rollback that cannot reach the server undoes nothing the
+    handler committed, so the response stands; the failure is logged with its cause."""
+    try:
+        req.close()
+    except Exception as exc:
+        reason = _database_unavailable(exc) or "database session close failed"
+        unavailable_log.error(
+            reason, f"{type(exc).__name__} closing ({spec.name}, invocation {req.invocation_id})"
+        )
+    return response
+
+
+@contextmanager
+def _span(
+    spec: RouteSpec, raw: func.HttpRequest, context: func.Context, settings: Settings
+) -> Iterator[Callable[[int], None]]:
+    if not telemetry.ensure_configured(settings):
+        yield lambda _status: None
+        return
+    with telemetry.request_span(
+        spec.method,
+        "/" + spec.path,
+        _telemetry_url(spec, raw.url),
+        context.invocation_id,
+        context.trace_context.trace_parent,
+        context.trace_context.trace_state,
+    ) as record:
+        yield record
+
+
+def _preflight_response(
+    raw: func.HttpRequest, spec: RouteSpec, settings: Settings
+) -> func.HttpResponse:
+    response = _preflight(raw, spec.template, settings)
+    _apply_cors(response, raw.headers.get("origin"), settings)
+    return response
+
+
 def _invoke(
     spec: RouteSpec, handler: Handler, raw: func.HttpRequest, context: func.Context
 ) -> func.HttpResponse:
     settings = get_settings()
     if raw.method == "OPTIONS":
-        response = _preflight(raw, spec.template, settings)
+        return _preflight_response(raw, spec, settings)
+    with telemetry.invocation(context.invocation_id), _span(spec, raw, context, settings) as record:
+        req = ApiRequest(raw, context.invocation_id, settings)
+        with database_deadline(settings.db_deadline_seconds):
+            try:
+                _admit(spec, req)
+                if spec.auth != "public":
+                    from shared.auth import authorize
+
+                    req.user = authorize(req, superuser=spec.auth == "superuser")
+                response = _render(handler(req), spec.status_code)
+            except Exception as exc:
+                response = _failure(spec, exc, req.invocation_id)
+            response = _close(spec, req, response)
         _apply_cors(response, raw.headers.get("origin"), settings)
+        record(response.status_code)
         return response
-    invocation_id = context.invocation_id
-    with telemetry.invocation(invocation_id):
-        if not telemetry.ensure_configured(settings):
-            return _respond(spec, handler, raw, invocation_id, settings)
-        return telemetry.traced_request(
-            spec.method,
-            "/" + spec.path,
-            _telemetry_url(spec, raw.url),
-            invocation_id,
-            context.trace_context.trace_parent,
-            context.trace_context.trace_state,
-            lambda: _respond(spec, handler, raw, invocation_id, settings),
-        )
+
+
+async def _invoke_async(
+    spec: RouteSpec, handler: AsyncHandler, raw: func.HttpRequest, context: func.Context
+) -> func.HttpResponse:
+    """As ``_invoke``, on the event loop: no sign-in and no session (both would block it)."""
+    settings = get_settings()
+    if raw.method == "OPTIONS":
+        return _preflight_response(raw, spec, settings)
+    with telemetry.invocation(context.invocation_id), _span(spec, raw, context, settings) as record:
+        req = ApiRequest(raw, context.invocation_id, settings)
+        try:
+            _admit(spec, req)
+            response = _render(await handler(req), spec.status_code)
+        except Exception as exc:
+            response = _failure(spec, exc, req.invocation_id)
+        _apply_cors(response, raw.headers.get("origin"), settings)
+        record(response.status_code)
+        return response
 
 
 def _telemetry_url(spec: RouteSpec, url: str) -> str:
@@ -499,39 +601,6 @@ def _unavailable(exc: BaseException) -> tuple[str, str] | None:
             return "password hashing at capacity", HASHING_RETRY_AFTER_SECONDS
     reason = _database_unavailable(exc)
     return None if reason is None else (reason, RETRY_AFTER_SECONDS)
-
-
-def _respond(
-    spec: RouteSpec, handler: Handler, raw: func.HttpRequest, invocation_id: str, settings: Settings
-) -> func.HttpResponse:
-    req = ApiRequest(raw, invocation_id, settings)
-    try:
-        if spec.requires_config and settings.errors:
-            raise HTTPError(503, UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
-        if len(raw.get_body()) > MAX_BODY_BYTES:
-            raise HTTPError(413, f"Request body too large: the limit is {MAX_BODY_BYTES} bytes")
-        if spec.auth != "public":
-            from shared.auth import authorize
-
-            req.user = authorize(req, superuser=spec.auth == "superuser")
-        response = _render(handler(req), spec.status_code)
-    except HTTPError as exc:
-        response = error_response(exc.status_code, exc.detail, exc.headers)
-    except Exception as exc:
-        unavailable = _unavailable(exc)
-        if unavailable is not None:
-            reason, retry_after = unavailable
-            logger.error(
-                "%s: %s (%s, invocation %s)", reason, type(exc).__name__, spec.name, invocation_id
-            )
-            response = error_response(503, UNAVAILABLE, {"Retry-After": retry_after})
-        else:
-            logger.exception("Unhandled error in %s (invocation %s)", spec.name, invocation_id)
-            response = error_response(500, "Internal Server Error")
-    finally:
-        req.close()
-    _apply_cors(response, raw.headers.get("origin"), settings)
-    return response
 
 
 def route(
@@ -555,7 +624,7 @@ def route(
     errors: Iterable[int] = (),
     requires_config: bool = True,
     functions_route: str | None = None,
-) -> Callable[[Handler], Handler]:
+) -> Callable[[HandlerT], HandlerT]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
 
     ``path`` is written as the contract writes it (``api/v1/users/``); the Functions route is
@@ -571,7 +640,7 @@ def route(
     route's template instead of the URL.
     """
 
-    def decorate(handler: Handler) -> Handler:
+    def decorate(handler: HandlerT) -> HandlerT:
         template = (functions_route or path).strip("/")
         spec = RouteSpec(
             path=path,
@@ -601,8 +670,21 @@ def route(
             _TEMPLATES_WITH_OPTIONS.add(template)
             methods.append("OPTIONS")
 
-        def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            return _invoke(spec, handler, req, context)
+        function: Callable[..., Any]
+        if inspect.iscoroutinefunction(handler):
+            if auth != "public":
+                raise TypeError(
+                    f"{handler.__name__}: an async route runs on the event loop, where signing "
+                    "in (database, Redis) would block every other async invocation; make it sync"
+                )
+
+            async def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+                return await _invoke_async(spec, handler, req, context)
+
+        else:
+
+            def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+                return _invoke(spec, handler, req, context)
 
         function.__name__ = handler.__name__
         function.__qualname__ = handler.__qualname__

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 
@@ -96,21 +96,17 @@ def invocation(invocation_id: str) -> Iterator[None]:
         _invocation_id.reset(token)
 
 
-class Response(Protocol):
-    @property
-    def status_code(self) -> int: ...
-
-
-def traced_request[ResponseT: Response](
+@contextlib.contextmanager
+def request_span(
     method: str,
     route: str,
     url: str,
     invocation_id: str,
     trace_parent: str | None,
     trace_state: str | None,
-    respond: Callable[[], ResponseT],
-) -> ResponseT:
-    """Run ``respond`` inside a SERVER span that Application Insights records as a request.
+) -> Iterator[Callable[[int], None]]:
+    """A SERVER span that Application Insights records as a request; the caller records the
+    response's status through the function it yields (sync and async handlers alike).
 
     ``trace_parent``/``trace_state`` are the W3C headers the Functions host hands the
     invocation, so the span joins the host's trace.
@@ -134,11 +130,13 @@ def traced_request[ResponseT: Response](
     with tracer.start_as_current_span(
         f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
     ) as span:
-        response = respond()
-        span.set_attribute("http.response.status_code", response.status_code)
-        if response.status_code >= 500:
-            span.set_status(StatusCode.ERROR)
-        return response
+
+        def record(status_code: int) -> None:
+            span.set_attribute("http.response.status_code", status_code)
+            if status_code >= 500:
+                span.set_status(StatusCode.ERROR)
+
+        yield record
 
 
 def _install_invocation_id_on_log_records() -> None:
