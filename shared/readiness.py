@@ -2,10 +2,13 @@
 
 A round runs every check concurrently, each in its own thread, and waits for them under one
 budget (``READINESS_TIMEOUT_MS``). A check that has not answered by then fails as timed out; its
-thread is left to finish on its own, and no second copy of that check starts until it does, so a
-hung dependency costs one thread, not one per probe. The result is cached for
-``READINESS_CACHE_MS`` and only one round is in flight at a time: a burst of probes costs one
-round of checks.
+thread is left to finish on its own (its database waits end at a deadline of the same budget),
+and no second copy of that check starts until it does, so a hung dependency costs one thread,
+not one per probe. The result is cached for ``READINESS_CACHE_MS`` and only one round is in
+flight at a time: a burst of probes costs one round of checks. Rounds and checks run on the
+probe's own threads, never on the caller's: ``start()`` hands back a future, so the async
+``/readyz`` awaits it on the event loop and never queues behind API requests for a thread.
+A check's status is logged when it changes, not every round.
 
 The first round starts with a warm-up (importing SQLAlchemy and Alembic, reading the migration
 scripts), waited for at most half the budget, so that a cold instance's first checks do not
@@ -14,6 +17,7 @@ spend their budget on imports; the round as a whole still ends within the budget
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from shared.config import Settings, get_settings
+from shared.deadline import database_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -96,28 +101,43 @@ class ReadinessProbe:
         self._cached: tuple[float, Report] | None = None
         self._round: Future[Report] | None = None
         self._running: dict[str, Future[CheckResult]] = {}
+        self._logged: dict[str, CheckResult] = {}
         # Enough threads for one hung copy of every check plus a fresh round.
         self._pool = ThreadPoolExecutor(
             max_workers=2 * len(self._checks) or 1, thread_name_prefix="readiness"
         )
+        self._rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness-round")
         self.rounds = 0
 
-    def report(self) -> Report:
+    def start(self) -> Future[Report]:
+        """The cached report, the round in flight, or a new round on the probe's own thread."""
         with self._lock:
             if self._cached and self._clock() - self._cached[0] < self._cache_seconds:
-                return self._cached[1]
-            in_flight = self._round
-            if in_flight is None:
-                self._round = Future()
-        if in_flight is not None:
-            return in_flight.result()
-        report = self._run_round()
+                cached: Future[Report] = Future()
+                cached.set_result(self._cached[1])
+                return cached
+            if self._round is not None:
+                return self._round
+            pending = self._round = Future()
+        # In the caller's context: the round's log lines carry the invocation that started it.
+        self._rounds.submit(contextvars.copy_context().run, self._complete, pending)
+        return pending
+
+    def report(self) -> Report:
+        return self.start().result()
+
+    def _complete(self, pending: Future[Report]) -> None:
+        try:
+            report = self._run_round()
+        except Exception as exc:  # a bug of the probe's own: every waiting caller hears it
+            with self._lock:
+                self._round = None
+            pending.set_exception(exc)
+            return
         with self._lock:
             self._cached = (self._clock(), report)
-            finished, self._round = self._round, None
-        assert finished is not None
-        finished.set_result(report)
-        return report
+            self._round = None
+        pending.set_result(report)
 
     def _run_round(self) -> Report:
         self.rounds += 1
@@ -145,10 +165,18 @@ class ReadinessProbe:
                 except Exception as exc:  # a check's own bug must not break the probe
                     results[name] = CheckResult("fail", type(exc).__name__)
         ordered = {name: results[name] for name in self._checks}
-        for name, result in ordered.items():
-            if result.status != "pass":
-                logger.warning("readiness %s: %s (%s)", name, result.status, result.reason)
+        self._log_changes(ordered)
         return Report(ordered)
+
+    def _log_changes(self, results: Mapping[str, CheckResult]) -> None:
+        for name, result in results.items():
+            before = self._logged.get(name)
+            if before is None and result.status == "pass":
+                self._logged[name] = result
+            elif before is None or (before.status, before.reason) != (result.status, result.reason):
+                self._logged[name] = result
+                level = logging.INFO if result.status == "pass" else logging.WARNING
+                logger.log(level, "readiness %s: %s (%s)", name, result.status, result.reason)
 
 
 def _warm(warm_up: Callable[[], object]) -> None:
@@ -170,13 +198,13 @@ def check_config(settings: Settings) -> CheckResult:
     return CheckResult("pass")
 
 
-def check_database() -> CheckResult:
+def check_database(seconds: float) -> CheckResult:
     from sqlalchemy import text
 
     from shared.db import get_engine
 
     try:
-        with get_engine().connect() as connection:
+        with database_deadline(seconds), get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:
         return CheckResult("fail", type(exc).__name__)
@@ -230,13 +258,13 @@ def schema_verdict(current: frozenset[str], scripts: MigrationScripts) -> CheckR
     )
 
 
-def check_migrations() -> CheckResult:
+def check_migrations(seconds: float) -> CheckResult:
     from sqlalchemy import text
 
     from shared.db import get_engine
 
     try:
-        with get_engine().connect() as connection:
+        with database_deadline(seconds), get_engine().connect() as connection:
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
             current = frozenset(rows)
     except Exception as exc:
@@ -264,16 +292,17 @@ def warm_up() -> None:
 
 
 def build_probe(settings: Settings) -> ReadinessProbe:
+    budget = settings.readiness_timeout_ms / 1000
     checks: dict[str, Check] = {
-        "database": check_database,
-        "migrations": check_migrations,
+        "database": functools.partial(check_database, budget),
+        "migrations": functools.partial(check_migrations, budget),
     }
     if settings.redis_url:
         checks["cache"] = check_cache
     checks["config"] = functools.partial(check_config, settings)
     return ReadinessProbe(
         checks,
-        budget_seconds=settings.readiness_timeout_ms / 1000,
+        budget_seconds=budget,
         cache_seconds=settings.readiness_cache_ms / 1000,
         warm_up=warm_up,
     )

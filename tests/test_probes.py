@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -197,7 +198,8 @@ def test_api_routes_answer_503_when_the_database_is_down_or_the_pool_is_exhauste
 
 
 def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkeypatch, pg_url):
-    """In process, as the worker calls the function: count the probe queries PostgreSQL runs."""
+    """In process, as the worker calls the async function (50 at once on its event loop): count
+    the probe queries PostgreSQL runs."""
     import azure.functions as func
     from sqlalchemy import event
 
@@ -223,20 +225,12 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
             "before_cursor_execute",
             lambda conn, cursor, statement, *args: probes.append(statement),
         )
-        barrier = threading.Barrier(50)
-        statuses: list[int] = []
-
-        def call() -> None:
-            barrier.wait(timeout=10)
+        async def fifty() -> list[int]:
             request = func.HttpRequest("GET", "http://localhost/readyz", body=b"")
-            context = invocation_context("readiness")
-            statuses.append(function(request, context).status_code)
+            calls = [function(request, invocation_context("readiness")) for _ in range(50)]
+            return [response.status_code for response in await asyncio.gather(*calls)]
 
-        threads = [threading.Thread(target=call) for _ in range(50)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=20)
+        statuses = asyncio.run(fifty())
         assert statuses == [200] * 50
         assert probes.count("SELECT 1") == 1
         assert sum("alembic_version" in s for s in probes) == 1

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIO = textwrap.dedent(
     """
-    import json, sys, uuid
+    import asyncio, inspect, json, sys, uuid
     import azure.functions as func
     from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -56,7 +56,10 @@ SCENARIO = textwrap.dedent(
         request = func.HttpRequest(
             method, url, headers=headers or {}, body=b"", route_params=route_params
         )
-        return context.invocation_id, functions[name](request, context).status_code
+        response = functions[name](request, context)
+        if inspect.isawaitable(response):  # the probes are async, run on the worker's loop
+            response = asyncio.run(response)
+        return context.invocation_id, response.status_code
 
     address = "secret.person@example.com"
     results = {
@@ -263,14 +266,14 @@ def test_when_the_worker_configured_azure_monitor_the_app_does_not_again(
 def test_without_a_connection_string_nothing_is_loaded(unmigrated_sqlite):
     script = textwrap.dedent(
         """
-        import json, sys
+        import asyncio, json, sys
         import azure.functions as func
         import function_app
         from tests.support.worker_context import invocation_context
         function = next(f.get_user_function() for f in function_app.app.get_functions()
                         if f.get_function_name() == "liveness")
-        status = function(func.HttpRequest("GET", "http://localhost/healthz", body=b""),
-                          invocation_context("liveness")).status_code
+        status = asyncio.run(function(func.HttpRequest("GET", "http://localhost/healthz", body=b""),
+                                      invocation_context("liveness"))).status_code
         loaded = [m for m in sys.modules if m.startswith(("opentelemetry", "azure.monitor"))]
         print(json.dumps({"status": status, "loaded": loaded}))
         """
