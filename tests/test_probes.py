@@ -225,6 +225,7 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
             "before_cursor_execute",
             lambda conn, cursor, statement, *args: probes.append(statement),
         )
+
         async def fifty() -> list[int]:
             request = func.HttpRequest("GET", "http://localhost/readyz", body=b"")
             calls = [function(request, invocation_context("readiness")) for _ in range(50)]
