@@ -19,6 +19,7 @@ from devhost.executions import log_executed
 from devhost.functions import IndexedFunction
 from devhost.routing import MethodNotAllowed, Router
 from devhost.runtime import FunctionsRuntime
+from devhost.timeouts import FunctionTimeouts, InvocationFailed
 from devhost.timers import TimerScheduler
 
 logger = logging.getLogger("devhost")
@@ -80,12 +81,14 @@ class FunctionsApp:
         router: Router[IndexedFunction],
         runtime: FunctionsRuntime,
         scheduler: TimerScheduler,
+        timeouts: FunctionTimeouts,
         grace_seconds: float,
     ) -> None:
         self._router = router
         self._runtime = runtime
         self._protos = runtime.protos
         self._scheduler = scheduler
+        self._timeouts = timeouts
         self._grace_seconds = grace_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,8 +151,14 @@ class FunctionsApp:
             messages.trace_context(protos, headers),
         )
         started = time.perf_counter()
-        response = await self._runtime.invoke(request)
-        failure = self._runtime.failure(response)
+        try:
+            response = await self._timeouts.run(
+                function.name, invocation_id, self._runtime.invoke(request)
+            )
+        except InvocationFailed as exc:
+            failure: str | None = str(exc)
+        else:
+            failure = self._runtime.failure(response)
         if failure is None:
             try:
                 status, response_headers, response_body = messages.http_response(

@@ -1,5 +1,12 @@
 """``serve()``: start the worker runtime on the function app, then serve it under uvicorn until
-SIGINT or SIGTERM."""
+SIGINT or SIGTERM.
+
+When ``functionTimeout`` makes the host restart its worker (``devhost.timeouts``), devhost, whose
+worker is its own process, restarts itself: it answers what is still running 500, stops serving,
+and executes itself again with the same command line, handing the listening socket to the new
+process (``DEVHOST_LISTEN_FD``) so that connections made meanwhile wait in its backlog, as
+requests wait at the host while a worker restarts, instead of being refused.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +27,11 @@ from devhost.asgi import FunctionsApp
 from devhost.banner import render_functions, runtime_line
 from devhost.errors import DevhostError
 from devhost.functions import HttpTrigger, IndexedFunction, read_function
-from devhost.hostjson import read_route_prefix
+from devhost.hostjson import read_host_json
 from devhost.routing import Router, RouteTemplate, full_template
 from devhost.runtime import FunctionsRuntime
 from devhost.settings import apply_local_settings
+from devhost.timeouts import FunctionTimeouts
 from devhost.timers import TimerScheduler
 
 logger = logging.getLogger("devhost")
@@ -32,10 +40,23 @@ logger = logging.getLogger("devhost")
 GRACE_SECONDS = 5
 
 
+# The listening socket a restarted devhost inherits from the process it replaced.
+LISTEN_FD_VARIABLE = "DEVHOST_LISTEN_FD"
+
+
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_started: Callable[[int], None]) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self.restart_with: int | None = None  # the listening socket's inheritable duplicate
+
+    def restart_worker(self) -> None:
+        """Stop serving, keeping a duplicate of the listening socket for the next process."""
+        if self.restart_with is None and self.servers:
+            listening = os.dup(self.servers[0].sockets[0].fileno())
+            os.set_inheritable(listening, True)
+            self.restart_with = listening
+        self.should_exit = True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -137,13 +158,15 @@ def serve(
     (default ``function_app.py``) from it. Other paths are relative to the current directory.
     """
     _configure_logging()
+    inherited = os.environ.pop(LISTEN_FD_VARIABLE, None)  # a restart's, not for the app's eyes
     app_path = Path(app_dir).resolve()
     runtime = FunctionsRuntime(host)
     try:
         # Settings go into the environment first: the app reads them at import.
         apply_local_settings(Path(settings_file))
         _configure_runtime_logging()
-        route_prefix = read_route_prefix(Path(host_json))
+        host_config = read_host_json(Path(host_json))
+        route_prefix = host_config.route_prefix
         if str(app_path) not in sys.path:
             sys.path.insert(0, str(app_path))
         functions = asyncio.run(_start_worker(runtime, app_path))
@@ -153,19 +176,40 @@ def serve(
         runtime.stop()
         return 1
 
-    app = FunctionsApp(router, runtime, TimerScheduler(functions, runtime), GRACE_SECONDS)
+    timeouts = FunctionTimeouts(host_config.function_timeout)
+    scheduler = TimerScheduler(functions, runtime, timeouts)
+    app = FunctionsApp(router, runtime, scheduler, timeouts, GRACE_SECONDS)
 
     def announce(bound_port: int) -> None:
         base_url = f"http://{_display_host(host)}:{bound_port}"
         print(render_functions(functions, base_url, route_prefix), flush=True)
         print(runtime_line(runtime), flush=True)
         logger.info("Thread pool: %s worker thread(s)", runtime.thread_count)
+        if inherited is not None:
+            logger.info("Worker process started and initialized.")
         print(f"Host started on {base_url}", flush=True)
 
-    return _run(app, host, port, announce)
+    server = _server(app, host, port, announce)
+    timeouts.on_restart = server.restart_worker
+    sockets = [socket.socket(fileno=int(inherited))] if inherited is not None else None
+    try:
+        server.run(sockets=sockets)
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind the port
+        return exc.code if isinstance(exc.code, int) else 1
+    if server.restart_with is not None:
+        _execute_again(server.restart_with)
+    return 0
 
 
-def _run(app: FunctionsApp, host: str, port: int, on_started: Callable[[int], None]) -> int:
+def _execute_again(listening: int) -> None:
+    """Replace this process with a fresh devhost on the same command line and socket."""
+    os.environ[LISTEN_FD_VARIABLE] = str(listening)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
+
+
+def _server(app: FunctionsApp, host: str, port: int, on_started: Callable[[int], None]) -> _Server:
     config = uvicorn.Config(
         app,
         host=host,
@@ -181,8 +225,4 @@ def _run(app: FunctionsApp, host: str, port: int, on_started: Callable[[int], No
         server_header=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
-    try:
-        _Server(config, on_started).run()
-    except SystemExit as exc:  # uvicorn exits this way when it cannot bind the port
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+    return _Server(config, on_started)

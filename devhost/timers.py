@@ -14,6 +14,7 @@ from devhost.executions import log_executed
 from devhost.functions import IndexedFunction, TimerTrigger
 from devhost.ncrontab import Schedule
 from devhost.runtime import FunctionsRuntime
+from devhost.timeouts import FunctionTimeouts, InvocationFailed
 
 logger = logging.getLogger("devhost")
 
@@ -23,7 +24,12 @@ _LATE_SECONDS = 1.0
 
 
 class TimerScheduler:
-    def __init__(self, functions: Sequence[IndexedFunction], runtime: FunctionsRuntime) -> None:
+    def __init__(
+        self,
+        functions: Sequence[IndexedFunction],
+        runtime: FunctionsRuntime,
+        timeouts: FunctionTimeouts,
+    ) -> None:
         self._timers = [
             (function, function.trigger, function.trigger.schedule)
             for function in functions
@@ -32,6 +38,7 @@ class TimerScheduler:
             and not function.disabled
         ]
         self._runtime = runtime
+        self._timeouts = timeouts
         self._last_fired: dict[str, datetime] = {}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,5 +115,11 @@ class TimerScheduler:
             protos.RpcTraceContext(trace_parent=messages.new_trace_parent()),
         )
         started = time.perf_counter()
-        response = await self._runtime.invoke(request)
+        try:
+            response = await self._timeouts.run(
+                function.name, invocation_id, self._runtime.invoke(request)
+            )
+        except InvocationFailed as exc:
+            log_executed(function.name, invocation_id, started, str(exc))
+            return
         log_executed(function.name, invocation_id, started, self._runtime.failure(response))

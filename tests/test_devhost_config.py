@@ -8,7 +8,7 @@ import os
 import pytest
 
 from devhost.errors import DevhostError
-from devhost.hostjson import read_route_prefix
+from devhost.hostjson import DEFAULT_FUNCTION_TIMEOUT_SECONDS, read_host_json, read_route_prefix
 from devhost.settings import (
     UnresolvedSetting,
     apply_local_settings,
@@ -75,6 +75,36 @@ def test_a_malformed_host_json_is_a_clear_error(tmp_path):
     path.write_text("{")
     with pytest.raises(DevhostError, match="is not valid JSON"):
         read_route_prefix(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("00:01:00", 60.0),
+        ("00:00:01.5", 1.5),
+        ("1.02:03:04", 93784.0),
+        ("-1", None),
+    ],
+)
+def test_function_timeout_is_a_timespan_or_unbounded(tmp_path, value, seconds):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"version": "2.0", "functionTimeout": value}))
+    assert read_host_json(path).function_timeout == seconds
+
+
+def test_without_function_timeout_the_premium_plans_default_applies(tmp_path):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"version": "2.0"}))
+    assert read_host_json(path).function_timeout == DEFAULT_FUNCTION_TIMEOUT_SECONDS == 1800
+    assert read_host_json(tmp_path / "absent.json").function_timeout == 1800
+
+
+@pytest.mark.parametrize("value", ["5m", "00:61:00", "00:00:00", 300, ""])
+def test_a_malformed_function_timeout_is_a_clear_error(tmp_path, value):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"version": "2.0", "functionTimeout": value}))
+    with pytest.raises(DevhostError, match="functionTimeout"):
+        read_host_json(path)
 
 
 def test_binding_expressions_resolve_from_app_settings():

@@ -104,3 +104,70 @@ def test_a_malformed_local_settings_file_stops_devhost(tmp_path):
     ):
         pass
     assert f"{settings} is not valid JSON" in str(failure.value)
+
+
+def _timeout_dir(path: Path, timeout: str) -> Path:
+    (path / "host.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "functionTimeout": timeout,
+                "extensions": {"http": {"routePrefix": ""}},
+            }
+        )
+    )
+    return path
+
+
+def _wait_for(server: DevhostProcess, text: str, count: int = 1, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while server.output().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} did not appear:\n{server.output()}"
+        time.sleep(0.05)
+
+
+def test_over_function_timeout_the_host_answers_500_then_restarts_the_worker(tmp_path):
+    """As the Functions host does for a language worker: the invocation fails at the timeout,
+    and when it has not finished within the grace period the worker process restarts, failing
+    what else runs in it; the same port serves again afterwards."""
+    with (
+        DevhostProcess(
+            env=QUIET_TIMERS, script=SAMPLE_APP, cwd=_timeout_dir(tmp_path, "00:00:02")
+        ) as server,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pid = server.pid
+        started = time.monotonic()
+        timed_out = httpx.get(f"{server.url}/slow/30000", timeout=30)
+        answered = time.monotonic() - started
+        assert timed_out.status_code == 500
+        assert timed_out.content == b""
+        assert 2 <= answered < 10, answered
+        # Another invocation, still within its own timeout when the worker restarts (2 s of
+        # grace after the first one's timeout), fails with the worker.
+        time.sleep(0.5)
+        other = pool.submit(httpx.get, f"{server.url}/slow/30000", timeout=30)
+        _wait_for(server, "Restarting worker process executing invocationId")
+        assert other.result(timeout=20).status_code == 500
+        _wait_for(server, "Host started on", count=2)
+        assert httpx.get(f"{server.url}/users/me", timeout=10).status_code == 200
+        assert server.pid == pid  # the same process, executed again, on the same socket
+        output = server.output()
+    assert "Timeout value of 00:00:02 exceeded by function 'Functions.slow' (Id: '" in output
+    assert "Initiating cancellation." in output
+    assert "Timeout value of 00:00:02 was exceeded by function: Functions.slow." in output
+    assert "The worker process running the invocation was restarted." in output
+    assert "Worker process started and initialized." in output
+
+
+def test_a_function_that_ends_within_the_grace_period_does_not_restart_the_worker(tmp_path):
+    with DevhostProcess(
+        env=QUIET_TIMERS, script=SAMPLE_APP, cwd=_timeout_dir(tmp_path, "00:00:01")
+    ) as server:
+        assert httpx.get(f"{server.url}/slow/1800", timeout=30).status_code == 500
+        time.sleep(3)  # past the end of the grace period
+        assert httpx.get(f"{server.url}/users/me", timeout=10).status_code == 200
+        output = server.output()
+    assert "exceeded by function 'Functions.slow'" in output
+    assert "Restarting worker process" not in output
+    assert output.count("Host started on") == 1
