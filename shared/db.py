@@ -53,7 +53,10 @@ def build_engine(settings: Settings, *, statement_timeouts: bool = True) -> Engi
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per checkout, +20 % per session: bench/db_recovery.py). A
+        # connection an outage broke fails its first request with a disconnect (503), which
+        # invalidates every connection the pool opened before it (unavailable_reason below).
+        pool_pre_ping=False,
         # Below the lifetime of an Entra ID token, so no pooled connection outlives its password.
         pool_recycle=1800,
     )
