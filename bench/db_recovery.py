@@ -47,7 +47,7 @@ from shared.db import build_engine, unavailable_reason
 from shared.models import User
 from tests.conftest import migrate
 from tests.support.services import PG_ADMIN_URL, temporary_database
-from tests.support.tcp_proxy import TcpProxy
+from drills.tcp_proxy import TcpProxy
 
 
 def engine_for(settings: Settings, *, pre_ping: bool, statement_timeouts: bool = True) -> Engine:

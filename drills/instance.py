@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -79,3 +80,18 @@ class ServeInstance:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
+
+
+def manage(build: Path, settings: Mapping[str, str], *command: str) -> None:
+    """``python manage.py <command>`` in a build's directory with only ``settings``."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "--settings", "absent.json", *command],
+        cwd=build,
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(command)}: {result.stdout}{result.stderr}")

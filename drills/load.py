@@ -8,6 +8,7 @@ request. Bounded in requests per client and in seconds; ``stop()`` ends it early
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -112,3 +113,20 @@ def access_token(http: httpx.Client, email: str, password: str) -> str:
     response.raise_for_status()
     token: str = response.json()["access_token"]
     return token
+
+
+def accounts(url: str, superuser: tuple[str, str], count: int) -> list[str]:
+    """``count`` new users, created by the superuser; their access tokens."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        admin = access_token(http, *superuser)
+        tokens = []
+        for _ in range(count):
+            email, password = f"drill-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
+            created = http.post(
+                "/api/v1/users/",
+                json={"email": email, "password": password},
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            created.raise_for_status()
+            tokens.append(access_token(http, email, password))
+    return tokens

@@ -23,36 +23,29 @@ everything started is stopped, and the whole run is bounded by ``DEADLINE_SECOND
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
-import httpx
-
 from drills import builds, report
+from drills.cache_namespace import REDIS_URL, forget_namespace, redis_unreachable
 from drills.database import DatabaseUnavailable, missing_items, revisions, throwaway_database
 from drills.haproxy import binary as haproxy_binary
-from drills.instance import process_environment
-from drills.load import ItemLoad, access_token
+from drills.instance import manage
+from drills.load import ItemLoad, accounts
 from drills.slots import LocalSlots
+from drills.timebox import DrillTimeout, deadline
 from drills.watch import VersionWatch
 from scripts.release import Outcome, Release, Slot
 
 CLIENTS = 8
 DEADLINE_SECONDS = 600
 ROLLBACK_GOAL_SECONDS = 60.0
-REDIS_URL = os.environ.get("STRATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # N+2's new setting: the operator configured it on staging, as a slot (sticky) setting.
 REQUIRED_SETTING = "ITEMS_AUDIT_TOPIC"
 ORIGIN = "https://drill.example.com"
@@ -69,10 +62,6 @@ class Pace:
 FULL = Pace(settle_seconds=10.0, wait_seconds=5.0, requests_per_client=30_000)
 SHORT = Pace(settle_seconds=1.0, wait_seconds=2.0, requests_per_client=30_000)
 LOAD_SECONDS = 240.0  # a bound per phase; a phase stops its load when the release is done
-
-
-class DrillTimeout(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -122,37 +111,6 @@ STICKY: Mapping[Slot, Mapping[str, str]] = {
         "OTEL_SERVICE_NAME": "stratus-drill-staging",
     },
 }
-
-
-def manage(build: Path, settings: Mapping[str, str], *command: str) -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "--settings", "absent.json", *command],
-        cwd=build,
-        env=process_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(command)}: {result.stdout}{result.stderr}")
-
-
-def accounts(url: str, superuser: tuple[str, str], count: int) -> list[str]:
-    """``count`` new users, created by the superuser; their access tokens."""
-    with httpx.Client(base_url=url, timeout=30) as http:
-        admin = access_token(http, *superuser)
-        tokens = []
-        for _ in range(count):
-            email, password = f"drill-{uuid.uuid4().hex[:10]}@example.com", secrets.token_hex(8)
-            created = http.post(
-                "/api/v1/users/",
-                json={"email": email, "password": password},
-                headers={"Authorization": f"Bearer {admin}"},
-            )
-            created.raise_for_status()
-            tokens.append(access_token(http, email, password))
-    return tokens
 
 
 @dataclass
@@ -239,44 +197,6 @@ def goals(document: Mapping[str, Any], versions: tuple[str, str, str]) -> list[r
             document["manual_rollback_refused_wrong_version"],
         ),
     ]
-
-
-def redis_unreachable() -> str | None:
-    import redis
-
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        return f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__})"
-    return None
-
-
-def forget_namespace(redis_url: str, prefix: str) -> None:
-    import redis
-
-    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
-        for key in client.scan_iter(match=f"{prefix}:*", count=500):
-            client.unlink(key)
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Interrupt the drill (which then stops what it started) when it runs too long."""
-    if sys.platform == "win32" or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        raise DrillTimeout(f"the drill did not end within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run(report_path: Path, *, short: bool, wait_seconds: float | None, out: TextIO) -> int:

@@ -19,7 +19,7 @@ from drills.builds import add_migration, additive_column, copy_build
 from scripts.smoke_test import run as smoke_run
 from tests.conftest import SUPERUSER, SUPERUSER_PASSWORD, app_env, create_superuser, migrate
 from tests.support.services import PG_ADMIN_URL, temporary_database
-from tests.support.tcp_proxy import TcpProxy
+from drills.tcp_proxy import TcpProxy
 
 UNAVAILABLE = {"detail": "Service temporarily unavailable"}
 

@@ -15,7 +15,7 @@ import struct
 import threading
 from types import TracebackType
 
-from tests.support.services import free_port
+from drills.process import free_port
 
 _CHUNK = 65536
 
