@@ -184,6 +184,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return run(args.report, short=args.short, wait_seconds=args.wait_seconds, out=sys.stdout)
 
 
+def cmd_drill_outage(args: argparse.Namespace) -> int:
+    from drills.outage_drill import run
+
+    return run(args.report, short=args.short, out=sys.stdout)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     root.add_argument(
@@ -244,6 +250,15 @@ def parser() -> argparse.ArgumentParser:
         help="the release's wait between a swap and its verification (Azure's is 30)",
     )
     release_drill.set_defaults(handler=cmd_drill)
+    outage_drill = drills.add_parser(
+        "outage",
+        help="the database outage drill: PostgreSQL frozen, refusing, back, under load",
+    )
+    outage_drill.add_argument("--report", type=Path, required=True, help="where to write JSON")
+    outage_drill.add_argument(
+        "--short", action="store_true", help="an 8 s freeze and 4 s refusal (the test suite's run)"
+    )
+    outage_drill.set_defaults(handler=cmd_drill_outage)
     return root
 
 

@@ -73,3 +73,15 @@ def missing_items(url: str, ids: Sequence[str]) -> list[str]:
         ).fetchall()
     present = {row[0] for row in rows}
     return [item for item in ids if item not in present]
+
+
+def items_by_title(url: str, titles: Sequence[str]) -> dict[str, int]:
+    """How many items the database holds for each of ``titles`` (absent: none)."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        rows = connection.execute(
+            "SELECT title, count(*) FROM items WHERE title = ANY(%s) GROUP BY title",
+            (list(titles),),
+        ).fetchall()
+    return dict(rows)

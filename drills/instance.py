@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,12 +22,31 @@ import httpx
 from drills.process import LOOPBACK, LoggedProcess, free_port
 
 START_TIMEOUT_SECONDS = 90.0
+ORIGIN = "https://drill.example.com"
+SUPERUSER = "drill-admin@example.com"
 _STARTED = re.compile(r"Host started on (http://\S+)")
 _PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
 class InstanceError(Exception):
     """The instance would not start (its log says why)."""
+
+
+def production_settings(database: str, redis_url: str) -> dict[str, str]:
+    """An instance's app settings in a drill: production rules, fresh secrets, its own cache
+    namespace, the drill's superuser and browser origin."""
+    return {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
+        "CACHE_PREFIX": f"stratus-drill-{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(32),
+        "CORS_ORIGINS": ORIGIN,
+        "FIRST_SUPERUSER": SUPERUSER,
+        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+        "REDIS_RECONNECT_SCHEDULE": "0 */1 * * * *",
+    }
 
 
 def process_environment(settings: Mapping[str, str]) -> dict[str, str]:

@@ -28,6 +28,7 @@ class Sample:
     started: float  # time.time()
     ended: float
     status: int  # 0: no answer
+    retry_after: bool = False  # the answer carried Retry-After
 
     @property
     def failed(self) -> bool:
@@ -52,6 +53,7 @@ class ItemLoad(Workers):
         self.pause = pause
         self.samples: list[Sample] = []
         self.acknowledged: list[str] = []
+        self.unacknowledged: dict[str, int] = {}  # title of a create not answered 2xx: status
         self.problems: list[str] = []
         self._lock = threading.Lock()
 
@@ -70,19 +72,25 @@ class ItemLoad(Workers):
                 if time.monotonic() > deadline:
                     break
                 title = f"load-{uuid.uuid4().hex[:12]}"
-                created = self._send(http, "create", "POST", "/api/v1/items/", {"title": title})
+                created, status = self._send(
+                    http, "create", "POST", "/api/v1/items/", {"title": title}
+                )
                 item = _item_id(created)
                 if item is not None:
                     with self._lock:
                         self.acknowledged.append(item)
                     self._send(http, "read", "GET", f"/api/v1/items/{item}")
+                else:
+                    with self._lock:
+                        self.unacknowledged[title] = status
                 self._send(http, "list", "GET", "/api/v1/items/?skip=0&limit=10")
                 sent += 3
                 time.sleep(self.pause)
 
     def _send(
         self, http: httpx.Client, kind: str, method: str, path: str, body: object = None
-    ) -> httpx.Response | None:
+    ) -> tuple[httpx.Response | None, int]:
+        """The response when it is a 2xx (else None), and the status (0: no answer)."""
         started = time.time()
         response: httpx.Response | None
         try:
@@ -92,9 +100,10 @@ class ItemLoad(Workers):
             response, status = None, 0
             with self._lock:
                 self.problems.append(f"{kind}: {type(exc).__name__}: {exc}")
+        retry_after = response is not None and "retry-after" in response.headers
         with self._lock:
-            self.samples.append(Sample(kind, started, time.time(), status))
-        return response if response is not None and 200 <= status < 300 else None
+            self.samples.append(Sample(kind, started, time.time(), status, retry_after))
+        return (response if response is not None and 200 <= status < 300 else None), status
 
 
 def _item_id(response: httpx.Response | None) -> str | None:

@@ -23,7 +23,6 @@ everything started is stopped, and the whole run is bounded by ``DEADLINE_SECOND
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 import time
 import uuid
@@ -36,7 +35,7 @@ from drills import builds, report
 from drills.cache_namespace import REDIS_URL, forget_namespace, redis_unreachable
 from drills.database import DatabaseUnavailable, missing_items, revisions, throwaway_database
 from drills.haproxy import binary as haproxy_binary
-from drills.instance import manage
+from drills.instance import ORIGIN, SUPERUSER, manage, production_settings
 from drills.load import ItemLoad, accounts
 from drills.slots import LocalSlots
 from drills.timebox import DrillTimeout, deadline
@@ -48,8 +47,6 @@ DEADLINE_SECONDS = 600
 ROLLBACK_GOAL_SECONDS = 60.0
 # N+2's new setting: the operator configured it on staging, as a slot (sticky) setting.
 REQUIRED_SETTING = "ITEMS_AUDIT_TOPIC"
-ORIGIN = "https://drill.example.com"
-SUPERUSER = "drill-admin@example.com"
 
 
 @dataclass(frozen=True)
@@ -83,22 +80,6 @@ def make_builds(work: Path) -> Builds:
     builds.add_migration(n2, "drill second column", *builds.additive_column("drill_b"))
     builds.require_setting_for_item_writes(n2, REQUIRED_SETTING)
     return Builds(n, n1, n2, versions, n1_head)
-
-
-def app_settings(database: str, redis_url: str) -> dict[str, str]:
-    """What travels with a build in a swap (every slot starts with these)."""
-    return {
-        "ENVIRONMENT": "production",
-        "DATABASE_URL": database,
-        "REDIS_URL": redis_url,
-        "CACHE_PREFIX": f"stratus-drill-{uuid.uuid4().hex[:8]}",
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "JWT_SECRET_KEY": secrets.token_urlsafe(32),
-        "CORS_ORIGINS": ORIGIN,
-        "FIRST_SUPERUSER": SUPERUSER,
-        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
-        "REDIS_RECONNECT_SCHEDULE": "0 */1 * * * *",
-    }
 
 
 STICKY: Mapping[Slot, Mapping[str, str]] = {
@@ -234,7 +215,7 @@ def _drill(pace: Pace, out: TextIO) -> tuple[dict[str, Any], tuple[str, str, str
         redis_url = REDIS_URL
         built = make_builds(Path(work))
         n, n1, n2 = built.versions
-        settings = app_settings(database, redis_url)
+        settings = production_settings(database, redis_url)
         try:
             say(f"builds {n}, {n1} and {n2}, each with an additive migration over the last")
             manage(built.n, settings, "migrate")

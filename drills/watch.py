@@ -1,22 +1,36 @@
-"""Which version a URL serves, polled every few tenths of a second and kept as a timeline."""
+"""A probe polled every few tenths of a second and kept as a timeline: its status, how long it
+took to answer and, for ``/healthz``, which version served it."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import httpx
 
 
-class VersionWatch:
-    """``GET /healthz`` in a thread until stopped: (wall-clock time, version or None) samples."""
+@dataclass(frozen=True, slots=True)
+class ProbeSample:
+    started: float  # time.time()
+    seconds: float
+    status: int  # 0: no answer within the watch's timeout
+    version: str | None  # what a 200 from /healthz reported
 
-    def __init__(self, url: str, interval: float = 0.2) -> None:
+
+class ProbeWatch:
+    """``GET <path>`` in a thread until stopped, one request at a time."""
+
+    def __init__(
+        self, url: str, path: str = "/healthz", interval: float = 0.2, timeout: float = 5.0
+    ) -> None:
         self.url = url
+        self.path = path
         self.interval = interval
-        self.samples: list[tuple[float, str | None]] = []
+        self.timeout = timeout
+        self.samples: list[ProbeSample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -31,32 +45,42 @@ class VersionWatch:
         traceback: TracebackType | None,
     ) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(self.timeout + 5)
 
     def _poll(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as http:
+        with httpx.Client(base_url=self.url, timeout=self.timeout) as http:
             while not self._stop.is_set():
-                version: str | None = None
+                started, clock = time.time(), time.perf_counter()
+                status, version = 0, None
                 try:
-                    response = http.get("/healthz")
-                    if response.status_code == 200:
+                    response = http.get(self.path)
+                    status = response.status_code
+                    if status == 200:
                         version = response.json().get("version")
-                except (httpx.HTTPError, ValueError):
+                except (httpx.HTTPError, ValueError, AttributeError):
                     pass
-                self.samples.append((time.time(), version))
+                seconds = time.perf_counter() - clock
+                self.samples.append(ProbeSample(started, seconds, status, version))
                 self._stop.wait(self.interval)
+
+
+class VersionWatch(ProbeWatch):
+    """Which version ``/healthz`` reports over time."""
+
+    def __init__(self, url: str, interval: float = 0.2) -> None:
+        super().__init__(url, "/healthz", interval)
 
     def steadily_serving_since(self, version: str, after: float) -> float | None:
         """The first time after ``after`` from which every sample reports ``version``."""
         since: float | None = None
-        for at, seen in self.samples:
-            if at < after:
+        for sample in self.samples:
+            if sample.started < after:
                 continue
-            if seen != version:
+            if sample.version != version:
                 since = None
             elif since is None:
-                since = at
+                since = sample.started
         return since
 
     def latest(self) -> str | None:
-        return self.samples[-1][1] if self.samples else None
+        return self.samples[-1].version if self.samples else None
