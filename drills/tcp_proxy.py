@@ -3,12 +3,15 @@
 ``freeze()`` stops moving bytes in both directions while keeping every connection open, as a
 hung server does (new connections are accepted and then hear nothing); ``thaw()`` resumes.
 ``down()`` resets every connection and stops listening (connection refused); ``up()`` listens
-again on the same port. The real server behind it is never touched.
+again on the same port. The real server behind it is never touched. Either side may be a Unix
+socket instead: ``listen_path`` to listen on one, a ``target_host`` that is a path (as in libpq)
+to reach one, which lets a proxy cross into another network namespace.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import socket
 import struct
@@ -21,9 +24,19 @@ _CHUNK = 65536
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int = 0,
+        port: int | None = None,
+        *,
+        listen_host: str = "127.0.0.1",
+        listen_path: str | None = None,
+    ) -> None:
         self.target = (target_host, target_port)
-        self.port = port or free_port()
+        self.listen_host = listen_host
+        self.listen_path = listen_path
+        self.port = 0 if listen_path else port or free_port()
         self._running = threading.Event()  # set while bytes may flow
         self._running.set()
         self._stopping = threading.Event()
@@ -40,9 +53,15 @@ class TcpProxy:
         return self
 
     def up(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        if self.listen_path:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.listen_path)
+            listener.bind(self.listen_path)
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.listen_host, self.port))
         listener.listen(128)
         listener.settimeout(0.1)
         self._listener = listener
@@ -72,6 +91,9 @@ class TcpProxy:
     def close(self) -> None:
         self.thaw()
         self.down()
+        if self.listen_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.listen_path)
 
     def __enter__(self) -> TcpProxy:
         return self.start()
@@ -101,13 +123,26 @@ class TcpProxy:
                 return
             self.connections_accepted += 1
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = self._connect_upstream()
             except OSError:
                 _reset(client)
                 continue
             with self._lock:
                 self._sockets.update((client, upstream))
             self._spawn(self._pump, client, upstream)
+
+    def _connect_upstream(self) -> socket.socket:
+        host = self.target[0]
+        if not host.startswith("/"):
+            return socket.create_connection(self.target, timeout=5)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.settimeout(5)
+        try:
+            upstream.connect(host)
+        except OSError:
+            upstream.close()
+            raise
+        return upstream
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}

@@ -45,9 +45,9 @@ class DeadlineExceeded(psycopg.OperationalError):
 class DeadlineConnection(psycopg.Connection[TupleRow]):
     """psycopg's connection, whose every wait on the server ends at the database deadline.
 
-    ``wait`` is where psycopg blocks for the server (statements, fetches, commit, rollback, the
-    pool's pre-ping): past the deadline the protocol is mid-exchange, so the connection is
-    closed, which the pool sees as a disconnect and discards.
+    ``wait`` is where psycopg blocks for the server (statements, fetches, commit, rollback):
+    past the deadline the protocol is mid-exchange, so the connection is closed, which the
+    pool sees as a disconnect and discards.
     """
 
     def wait(
@@ -86,12 +86,14 @@ def _milliseconds(seconds: float) -> int:
 
 
 def server_timeouts(settings: Settings) -> dict[str, int]:
-    """The server-side timeouts (milliseconds): a statement or a lock wait never outlasts the
-    deadline; an idle transaction is ended after twice that (its client has given up by then)."""
+    """The server-side timeouts (milliseconds): no statement outlasts the deadline; a lock wait
+    gives up at half of it, with an error of its own (contention, not a slow server); a
+    transaction left idle is ended after twice the deadline (its client has given up by then),
+    its locks with it."""
     seconds = settings.db_deadline_seconds
     return {
         "statement_timeout": _milliseconds(seconds),
-        "lock_timeout": _milliseconds(seconds),
+        "lock_timeout": _milliseconds(seconds / 2),
         "idle_in_transaction_session_timeout": _milliseconds(2 * seconds),
     }
 

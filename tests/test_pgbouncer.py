@@ -109,3 +109,67 @@ def test_the_app_through_pgbouncer_in_transaction_mode(bouncer, database):
             thread.join(timeout=120)
         assert failures == []
         assert "prepared statement" not in server.output()
+
+
+def _pgbouncer_engine(bouncer, database, **changes):
+    from dataclasses import replace
+
+    from shared.config import load_settings
+    from shared.db import build_engine
+
+    url = bouncer.url(APP_USER, database).replace(f"{APP_USER}@", f"{APP_USER}:{APP_PASSWORD}@")
+    settings = replace(load_settings({}), database_url=url, db_pgbouncer=True, **changes)
+    return build_engine(settings)
+
+
+def test_pgbouncer_refuses_the_server_timeouts_as_startup_options(bouncer, database):
+    """Why PgBouncer mode cannot pass them as libpq ``options``, as the direct mode does."""
+    with pytest.raises(psycopg.OperationalError, match="unsupported startup parameter"):
+        psycopg.connect(
+            host="127.0.0.1",
+            port=bouncer.port,
+            user=APP_USER,
+            password=APP_PASSWORD,
+            dbname=database,
+            options="-c statement_timeout=1000",
+        )
+
+
+def test_in_pgbouncer_mode_every_transaction_carries_the_server_timeouts(bouncer, database):
+    """SET LOCAL in each transaction: whichever server connection PgBouncer hands out."""
+    import time
+
+    import sqlalchemy.exc as sa_exc
+    from sqlalchemy import text
+
+    engine = _pgbouncer_engine(bouncer, database, db_deadline_seconds=1.0)
+    try:
+        for _ in range(3):  # several transactions, over PgBouncer's 2 server connections
+            with engine.connect() as connection:
+                shown = [
+                    connection.execute(text(f"SHOW {name}")).scalar_one()
+                    for name in (
+                        "statement_timeout",
+                        "lock_timeout",
+                        "idle_in_transaction_session_timeout",
+                    )
+                ]
+                assert shown == ["1s", "500ms", "2s"]
+        with engine.connect() as connection:
+            started = time.monotonic()
+            with pytest.raises(sa_exc.OperationalError) as cancelled:
+                connection.execute(text("SELECT pg_sleep(5)"))
+            assert isinstance(cancelled.value.orig, psycopg.errors.QueryCanceled)
+            assert time.monotonic() - started < 2.5
+        # Outside a transaction nothing lingers on PgBouncer's server connections.
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=bouncer.port,
+            user=APP_USER,
+            password=APP_PASSWORD,
+            dbname=database,
+            autocommit=True,
+        ) as plain:
+            assert plain.execute("SHOW statement_timeout").fetchone() == ("0",)
+    finally:
+        engine.dispose()
