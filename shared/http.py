@@ -641,6 +641,12 @@ def route(
     """
 
     def decorate(handler: HandlerT) -> HandlerT:
+        asynchronous = inspect.iscoroutinefunction(handler)
+        if asynchronous and auth != "public":
+            raise TypeError(
+                f"{handler.__name__}: an async route runs on the event loop, where signing "
+                "in (database, Redis) would block every other async invocation; make it sync"
+            )
         template = (functions_route or path).strip("/")
         spec = RouteSpec(
             path=path,
@@ -671,12 +677,7 @@ def route(
             methods.append("OPTIONS")
 
         function: Callable[..., Any]
-        if inspect.iscoroutinefunction(handler):
-            if auth != "public":
-                raise TypeError(
-                    f"{handler.__name__}: an async route runs on the event loop, where signing "
-                    "in (database, Redis) would block every other async invocation; make it sync"
-                )
+        if asynchronous:
 
             async def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
                 return await _invoke_async(spec, handler, req, context)

@@ -150,3 +150,43 @@ def test_the_worker_runtime_rejects_a_wrapper_that_chains_wrapped(tmp_path):
     assert result.returncode != 0
     refusal = "cannot load the read_item function: the following parameters are declared in Python"
     assert refusal in result.stderr
+
+
+ASYNC_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    import azure_functions_runtime
+    from devhost.runtime import FunctionsRuntime
+
+    sys.path.insert(0, sys.argv[1])
+    registry = azure_functions_runtime.handle_event._functions
+    for function in asyncio.run(FunctionsRuntime().start(sys.argv[1])):
+        info = registry.get_function(function.function_id)
+        print(function.name, "async" if info.is_async else "sync")
+    """
+)
+
+
+def test_the_runtime_runs_the_probes_on_its_event_loop_and_the_api_in_its_thread_pool():
+    """What the runtime itself decides from the wrapper: async functions are awaited on the
+    worker's loop (no thread needed), sync ones go to the thread pool."""
+    result = _run(ASYNC_SCRIPT, str(ROOT))
+    assert result.returncode == 0, result.stderr
+    kinds = dict(line.split() for line in result.stdout.splitlines())
+    assert kinds.pop("liveness") == "async"
+    assert kinds.pop("readiness") == "async"
+    assert set(kinds.values()) == {"sync"}
+
+
+def test_an_async_route_that_signs_in_is_refused_at_registration():
+    import azure.functions as func
+
+    from shared.http import ApiRequest, route
+
+    async def read_me(req: ApiRequest) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="an async route runs on the event loop"):
+        route(
+            func.Blueprint(), "api/v1/probe-me", "GET", operation_id="x", summary="x", auth="user"
+        )(read_me)

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from drills.builds import add_migration, additive_column, copy_build
+from drills.tcp_proxy import TcpProxy
 from scripts.smoke_test import run as smoke_run
 from tests.conftest import SUPERUSER, SUPERUSER_PASSWORD, app_env, create_superuser, migrate
 from tests.support.services import PG_ADMIN_URL, temporary_database
-from drills.tcp_proxy import TcpProxy
 
 UNAVAILABLE = {"detail": "Service temporarily unavailable"}
 
@@ -302,3 +302,69 @@ def test_the_next_build_is_not_ready_on_the_schema_before_its_migration(next_bui
             code, output = _smoke(server.url)
     assert code == 1, output
     assert "migrations failed (the schema is behind this build" in output
+
+
+def test_probes_answer_while_stuck_requests_hold_every_worker_thread(proxied_pg):
+    """The runtime's thread pool (2 threads here) is full of invocations waiting on a frozen
+    database; the async probes answer from the event loop anyway, liveness at once and
+    readiness within its budget, and neither waits for a thread."""
+    url, proxy = proxied_pg
+    env = app_env(
+        url,
+        None,
+        PYTHON_THREADPOOL_THREAD_COUNT="2",
+        DB_DEADLINE_SECONDS="20",
+        READINESS_CACHE_MS="0",
+    )
+    with _devhost(env) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.get("/readyz").status_code == 200
+        proxy.freeze()
+        stuck: list[int] = []
+
+        def sign_up() -> None:
+            body = {"email": f"s-{uuid.uuid4().hex[:8]}@example.com", "password": "password123"}
+            stuck.append(
+                httpx.post(f"{server.url}/api/v1/users/signup", json=body, timeout=60).status_code
+            )
+
+        threads = [threading.Thread(target=sign_up) for _ in range(4)]
+        try:
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)  # both worker threads now wait on PostgreSQL, two more queue
+            for _ in range(3):
+                started = time.monotonic()
+                health = http.get("/healthz")
+                assert health.status_code == 200
+                assert time.monotonic() - started < 1.0
+                started = time.monotonic()
+                ready = http.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["database"] == "fail"
+                assert time.monotonic() - started < 1.5
+            assert stuck == []  # the API requests are still waiting
+        finally:
+            proxy.thaw()
+            for thread in threads:
+                thread.join(timeout=60)
+    assert stuck == [200, 200, 200, 200]
+
+
+def test_an_outage_is_logged_once_per_cause_not_once_per_request(proxied_pg):
+    url, proxy = proxied_pg
+    with _devhost(app_env(url, None, DB_CONNECT_TIMEOUT="2")) as server:
+        proxy.down()
+        try:
+            statuses = [
+                httpx.post(
+                    f"{server.url}/api/v1/users/signup",
+                    json={"email": f"o-{n}@example.com", "password": "password123"},
+                    timeout=10,
+                ).status_code
+                for n in range(20)
+            ]
+        finally:
+            proxy.up()
+        output = server.output()
+    assert statuses == [503] * 20
+    assert output.count("database unavailable: OperationalError") == 1, output
