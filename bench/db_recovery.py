@@ -42,12 +42,12 @@ from dataclasses import replace
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from drills.tcp_proxy import TcpProxy
 from shared.config import Settings, load_settings
 from shared.db import build_engine, unavailable_reason
 from shared.models import User
 from tests.conftest import migrate
 from tests.support.services import PG_ADMIN_URL, temporary_database
-from drills.tcp_proxy import TcpProxy
 
 
 def engine_for(settings: Settings, *, pre_ping: bool, statement_timeouts: bool = True) -> Engine:
