@@ -5,7 +5,8 @@ is started on ``azure_functions_runtime`` exactly as devhost starts it, a bench 
 and given 20 items, and then each read route is timed two ways, in alternating blocks:
 
 - **handler**: the function's own code, called directly with an ``azure.functions.HttpRequest``
-  and the runtime's ``context`` (what the app itself costs);
+  and the runtime's ``context`` (what the app itself costs): a sync one on a thread of the
+  runtime's pool, an async one (the probes) awaited on the loop, as the runtime runs each;
 - **runtime path**: devhost's host side and the runtime together, as for every request devhost
   serves: build the ``RpcHttp``/``InvocationRequest`` (devhost.messages), ``invocation_request``
   (binding conversion into ``HttpRequest``, the thread pool hop for a sync function, the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import inspect
 import json
 import logging
 import os
@@ -108,15 +110,21 @@ class Bench:
         status, _, content = messages.http_response(response.return_value)
         return status, content
 
-    def direct(self, name: str, path: str, headers: dict[str, str]) -> int:
+    def call(self, name: str, path: str, headers: dict[str, str]) -> Any:
+        """The function's own call: its response, or for an async function its coroutine."""
         request = func.HttpRequest("GET", BASE + path, headers=headers, body=b"")
         protos = self.runtime.protos
         invocation = protos.InvocationRequest(
             invocation_id=str(uuid.uuid4()),
             trace_context=protos.RpcTraceContext(trace_parent=messages.new_trace_parent()),
         )
-        response = self.handlers[name](request, get_context(invocation, name, str(ROOT)))
-        return int(response.status_code)
+        return self.handlers[name](request, get_context(invocation, name, str(ROOT)))
+
+    def direct(self, name: str, path: str, headers: dict[str, str]) -> int:
+        return int(self.call(name, path, headers).status_code)
+
+    async def direct_async(self, name: str, path: str, headers: dict[str, str]) -> int:
+        return int((await self.call(name, path, headers)).status_code)
 
 
 def per_call_us(calls: int, call: Callable[[], object]) -> float:
@@ -188,20 +196,27 @@ async def measure(blocks: int, calls: int) -> dict[str, tuple[list[float], ...]]
         through: list[float] = []
         host_side: list[float] = []
         invocation = await bench.runtime.invoke(bench.request(name, "GET", path, headers))
-        assert bench.direct(name, path, headers) == 200
+        asynchronous = inspect.iscoroutinefunction(bench.handlers[name])
         for block in range(blocks + 1):  # block 0 warms both paths up and is not counted
             started = time.perf_counter_ns()
             for _ in range(calls):
                 await bench.through_runtime(name, "GET", path, headers)
             runtime_us = (time.perf_counter_ns() - started) / calls / 1e3
-            # The handler runs on a thread of the runtime's pool under the runtime too; here a
-            # whole block runs on one of them, so both paths see the same threads and caches.
-            handler_us = await loop.run_in_executor(
-                azure_functions_runtime.get_threadpool_executor(),
-                per_call_us,
-                calls,
-                lambda n=name, p=path, h=headers: bench.direct(n, p, h),
-            )
+            if asynchronous:  # the runtime awaits it on this loop: so does the measure
+                started = time.perf_counter_ns()
+                for _ in range(calls):
+                    assert await bench.direct_async(name, path, headers) == 200
+                handler_us = (time.perf_counter_ns() - started) / calls / 1e3
+            else:
+                # The handler runs on a thread of the runtime's pool under the runtime too; here
+                # a whole block runs on one of them, so both paths see the same threads and
+                # caches.
+                handler_us = await loop.run_in_executor(
+                    azure_functions_runtime.get_threadpool_executor(),
+                    per_call_us,
+                    calls,
+                    lambda n=name, p=path, h=headers: bench.direct(n, p, h),
+                )
             messages_us = per_call_us(
                 calls, functools.partial(bench.messages_only, name, path, headers, invocation)
             )
