@@ -71,13 +71,18 @@ def per_session_us(engine: Engine, user_id: uuid.UUID, sessions: int) -> float:
 def alternating(
     variants: dict[str, Engine], user_id: uuid.UUID, blocks: int, sessions: int
 ) -> dict[str, float]:
-    """The median per-session cost of each variant over ``blocks`` alternating blocks."""
+    """The median per-session cost of each variant over ``blocks`` alternating blocks; the
+    engines are disposed of afterwards."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for block in range(blocks + 1):  # block 0 warms up and is not counted
-        for name, engine in variants.items():
-            cost = per_session_us(engine, user_id, sessions)
-            if block:
-                times[name].append(cost)
+    try:
+        for block in range(blocks + 1):  # block 0 warms up and is not counted
+            for name, engine in variants.items():
+                cost = per_session_us(engine, user_id, sessions)
+                if block:
+                    times[name].append(cost)
+    finally:
+        for engine in variants.values():
+            engine.dispose()
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -153,11 +158,7 @@ def main() -> None:
             "pre-ping": engine_for(settings, pre_ping=True),
             "classification": engine_for(settings, pre_ping=False),
         }
-        try:
-            cost = alternating(variants, user_id, args.blocks, args.sessions)
-        finally:
-            for engine in variants.values():
-                engine.dispose()
+        cost = alternating(variants, user_id, args.blocks, args.sessions)
         print(
             f"steady state, one session reading a user by key: pre-ping "
             f"{cost['pre-ping']:.0f} µs, classification {cost['classification']:.0f} µs, "
@@ -194,11 +195,7 @@ def pgbouncer_cost(url: str, user_id: uuid.UUID, args: argparse.Namespace) -> No
             "SET LOCAL": engine_for(settings, pre_ping=False),
             "none": engine_for(settings, pre_ping=False, statement_timeouts=False),
         }
-        try:
-            cost = alternating(variants, user_id, args.blocks, args.sessions)
-        finally:
-            for engine in variants.values():
-                engine.dispose()
+        cost = alternating(variants, user_id, args.blocks, args.sessions)
     print(
         f"PgBouncer mode, one session reading a user by key: with SET LOCAL timeouts "
         f"{cost['SET LOCAL']:.0f} µs, without {cost['none']:.0f} µs, "

@@ -35,7 +35,6 @@ from drills import report
 from drills.cache_namespace import REDIS_URL, forget_namespace, redis_unreachable
 from drills.database import (
     PG_ADMIN_URL,
-    DatabaseUnavailable,
     items_by_title,
     missing_items,
     throwaway_database,
@@ -43,7 +42,6 @@ from drills.database import (
 from drills.instance import SUPERUSER, ServeInstance, manage, production_settings
 from drills.load import ItemLoad, Sample, accounts
 from drills.tcp_proxy import TcpProxy
-from drills.timebox import DrillTimeout, deadline
 from drills.watch import ProbeSample, ProbeWatch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,18 +84,12 @@ def run(report_path: Path, *, short: bool, out: TextIO) -> int:
     if problem:
         print(f"drill outage: {problem}", file=out)
         return 2
-    started = time.monotonic()
-    try:
-        with deadline(DEADLINE_SECONDS):
-            document = _drill(pace, out)
-    except (DatabaseUnavailable, DrillTimeout) as exc:
-        print(f"drill outage: {exc}", file=out)
-        return 2
-    report.write(report_path, document)
-    print(
-        f"drill outage: report in {report_path} after {time.monotonic() - started:.0f} s", file=out
-    )
-    return report.verdict(goals(document), out)
+
+    def drill() -> tuple[dict[str, Any], list[report.Goal]]:
+        document = _drill(pace, out)
+        return document, goals(document)
+
+    return report.run("outage", report_path, DEADLINE_SECONDS, drill, out)
 
 
 def _drill(pace: Pace, out: TextIO) -> dict[str, Any]:

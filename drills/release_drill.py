@@ -33,12 +33,11 @@ from typing import Any, TextIO
 
 from drills import builds, report
 from drills.cache_namespace import REDIS_URL, forget_namespace, redis_unreachable
-from drills.database import DatabaseUnavailable, missing_items, revisions, throwaway_database
+from drills.database import missing_items, revisions, throwaway_database
 from drills.haproxy import binary as haproxy_binary
 from drills.instance import ORIGIN, SUPERUSER, manage, production_settings
 from drills.load import ItemLoad, accounts
 from drills.slots import LocalSlots
-from drills.timebox import DrillTimeout, deadline
 from drills.watch import VersionWatch
 from scripts.release import Outcome, Release, Slot
 
@@ -190,18 +189,12 @@ def run(report_path: Path, *, short: bool, wait_seconds: float | None, out: Text
     if problem:
         print(f"drill release: {problem}", file=out)
         return 2
-    started = time.monotonic()
-    try:
-        with deadline(DEADLINE_SECONDS):
-            document, versions = _drill(pace, out)
-    except (DatabaseUnavailable, DrillTimeout) as exc:
-        print(f"drill release: {exc}", file=out)
-        return 2
-    report.write(report_path, document)
-    print(
-        f"drill release: report in {report_path} after {time.monotonic() - started:.0f} s", file=out
-    )
-    return report.verdict(goals(document, versions), out)
+
+    def drill() -> tuple[dict[str, Any], list[report.Goal]]:
+        document, versions = _drill(pace, out)
+        return document, goals(document, versions)
+
+    return report.run("release", report_path, DEADLINE_SECONDS, drill, out)
 
 
 def _drill(pace: Pace, out: TextIO) -> tuple[dict[str, Any], tuple[str, str, str]]:

@@ -5,9 +5,6 @@ under six clients; ``manage.py drill outage`` (without --short) freezes it for t
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +15,8 @@ from drills.outage_drill import (
     READINESS_SECONDS,
     REFUSED_ANSWER_SECONDS,
 )
+from tests.support.drill_runs import short_drill
 from tests.support.services import postgres_unreachable, unavailable
-
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -30,18 +26,7 @@ def test_the_outage_drill_keeps_every_promise_of_issue_13(tmp_path: Path, redis_
     if problem:
         unavailable(problem)
     report = tmp_path / "outage-drill.json"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "drill", "outage", "--short", "--report", str(report)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    output = result.stdout[-6000:] + result.stderr[-3000:]
-    assert result.returncode == 0, output
-
-    document = json.loads(report.read_text())
+    document = short_drill("outage", report, timeout=300)
     assert set(document) == {
         "clients",
         "frozen_seconds",

@@ -7,18 +7,14 @@ and a manual rollback that must be refused.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from drills.haproxy import binary as haproxy_binary
 from drills.release_drill import ROLLBACK_GOAL_SECONDS
+from tests.support.drill_runs import short_drill
 from tests.support.services import postgres_unreachable, unavailable
-
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -32,18 +28,7 @@ def test_the_release_drill_keeps_every_promise_of_the_runbook(
     if problem:
         unavailable(problem)
     report = tmp_path / "release-drill.json"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "drill", "release", "--short", "--report", str(report)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = result.stdout[-6000:] + result.stderr[-3000:]
-    assert result.returncode == 0, output
-
-    document = json.loads(report.read_text())
+    document = short_drill("release", report, timeout=600)
     assert set(document) == {"good_release", "bad_release", "manual_rollback_refused_wrong_version"}
     good, bad = document["good_release"], document["bad_release"]
     assert set(good) == {"version", "requests", "failed", "lost_writes", "migrated"}
