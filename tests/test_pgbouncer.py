@@ -162,14 +162,7 @@ def test_in_pgbouncer_mode_every_transaction_carries_the_server_timeouts(bouncer
             assert isinstance(cancelled.value.orig, psycopg.errors.QueryCanceled)
             assert time.monotonic() - started < 2.5
         # Outside a transaction nothing lingers on PgBouncer's server connections.
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=bouncer.port,
-            user=APP_USER,
-            password=APP_PASSWORD,
-            dbname=database,
-            autocommit=True,
-        ) as plain:
+        with _connect(bouncer, database, None) as plain:
             assert plain.execute("SHOW statement_timeout").fetchone() == ("0",)
     finally:
         engine.dispose()
