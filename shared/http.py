@@ -68,7 +68,6 @@ Auth = Literal["public", "user", "superuser"]
 ModelT = TypeVar("ModelT", bound="BaseModel")
 Handler = Callable[["ApiRequest"], Any]
 AsyncHandler = Callable[["ApiRequest"], Awaitable[Any]]
-HandlerT = TypeVar("HandlerT", Handler, AsyncHandler)
 
 
 def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str) -> HTTPError:
@@ -502,7 +501,7 @@ def _admit(spec: RouteSpec, req: ApiRequest) -> None:
         raise HTTPError(413, f"Request body too large: the limit is {MAX_BODY_BYTES} bytes")
 
 
-def _close(spec: RouteSpec, req: ApiRequest, response: func.HttpResponse) -> func.HttpResponse:
+def _close(spec: RouteSpec, req: ApiRequest) -> None:
     """Close the request's session. A rollback that cannot reach the server undoes nothing the
     handler committed, so the response stands; the failure is logged with its cause."""
     try:
@@ -512,7 +511,6 @@ def _close(spec: RouteSpec, req: ApiRequest, response: func.HttpResponse) -> fun
         unavailable_log.error(
             reason, f"{type(exc).__name__} closing ({spec.name}, invocation {req.invocation_id})"
         )
-    return response
 
 
 @contextmanager
@@ -559,7 +557,7 @@ def _invoke(
                 response = _render(handler(req), spec.status_code)
             except Exception as exc:
                 response = _failure(spec, exc, req.invocation_id)
-            response = _close(spec, req, response)
+            _close(spec, req)
         _apply_cors(response, raw.headers.get("origin"), settings)
         record(response.status_code)
         return response
@@ -624,7 +622,7 @@ def route(
     errors: Iterable[int] = (),
     requires_config: bool = True,
     functions_route: str | None = None,
-) -> Callable[[HandlerT], HandlerT]:
+) -> Callable[[Handler], Handler]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
 
     ``path`` is written as the contract writes it (``api/v1/users/``); the Functions route is
@@ -640,7 +638,7 @@ def route(
     route's template instead of the URL.
     """
 
-    def decorate(handler: HandlerT) -> HandlerT:
+    def decorate(handler: Handler) -> Handler:
         asynchronous = inspect.iscoroutinefunction(handler)
         if asynchronous and auth != "public":
             raise TypeError(
