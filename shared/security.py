@@ -7,7 +7,9 @@ which validator runs, never by the token's own header (Entra ID tokens: ``shared
 
 An access token carries its user's token version (``ver``): a password change, a reset or a
 deactivation bumps the version, and every token issued before it stops matching the user's
-record, which authentication reads on every request anyway (no extra query).
+record, which authentication reads on every request anyway (no extra query). A verified access
+token is remembered until it expires (``shared.verified_tokens``), so its signature is checked
+once per process, not once per request; the version check stays on every request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,12 +30,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.config import Settings, get_settings
+from shared.verified_tokens import VerifiedTokens
 
 LOCAL_ALGORITHM = "HS256"
 ACCESS = "access"
 PASSWORD_RESET = "password_reset"  # noqa: S105 (a token type, not a secret)
 # A queued hash gives up after this long rather than hold a worker thread indefinitely.
 HASH_QUEUE_WAIT_SECONDS = 5.0
+# Access tokens remembered per process once verified: a few hundred bytes each.
+VERIFIED_TOKENS_MAXSIZE = 4096
 
 # argon2id with argon2-cffi's defaults (t=3, m=64 MiB, p=4): the template's cost.
 _hasher = PasswordHasher()
@@ -40,6 +46,10 @@ _hasher = PasswordHasher()
 
 class InvalidToken(Exception):
     """Signature, expiry, type or claims failed; the caller answers 403."""
+
+
+class ForeignToken(InvalidToken):
+    """Not signed with the local algorithm: another validator's token (Entra ID), or none's."""
 
 
 class HashingBusy(Exception):
@@ -130,15 +140,10 @@ def password_fingerprint(hashed: str | None) -> str:
 class AccessClaims:
     user_id: uuid.UUID
     token_version: int
+    expires_at: float  # the POSIX time of its exp claim
 
 
-def token_algorithm(token: str) -> str | None:
-    """The ``alg`` a token's header claims: only which validator to run, never trusted."""
-    try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(type(exc).__name__) from None
-    return algorithm if isinstance(algorithm, str) else None
+_verified: VerifiedTokens[AccessClaims] = VerifiedTokens(VERIFIED_TOKENS_MAXSIZE)
 
 
 def create_access_token(user_id: uuid.UUID, token_version: int, settings: Settings) -> str:
@@ -153,7 +158,20 @@ def create_access_token(user_id: uuid.UUID, token_version: int, settings: Settin
     return jwt.encode(claims, settings.jwt_secret_key, algorithm=LOCAL_ALGORITHM)
 
 
+def verify_access_token(token: str, settings: Settings) -> AccessClaims:
+    """The claims of a valid access token: verified in full on first sight, then remembered
+    until it expires (keyed by the signing key too, so a changed key verifies again)."""
+    key = (settings.jwt_secret_key, token)
+    claims = _verified.get(key, time.time())
+    if claims is None:
+        claims = decode_access_token(token, settings)
+        _verified.put(key, claims, claims.expires_at)
+    return claims
+
+
 def decode_access_token(token: str, settings: Settings) -> AccessClaims:
+    """The full check: signature (HS256 only), expiry, type and claims; ForeignToken for a
+    token signed with any other algorithm."""
     claims = _decode_local(token, settings.jwt_secret_key, ACCESS)
     try:
         user_id = uuid.UUID(str(claims["sub"]))
@@ -163,7 +181,8 @@ def decode_access_token(token: str, settings: Settings) -> AccessClaims:
     version = claims.get("ver", 0)
     if type(version) is not int or version < 0:
         raise InvalidToken("ver is not a version")
-    return AccessClaims(user_id, version)
+    # jwt.decode checked exp as int(exp) does; the cache checks it the same way.
+    return AccessClaims(user_id, version, float(int(claims["exp"])))
 
 
 def create_password_reset_token(email: str, hashed_password: str | None, settings: Settings) -> str:
@@ -200,6 +219,8 @@ def _decode_local(token: str, key: str, token_type: str) -> dict[str, Any]:
             algorithms=[LOCAL_ALGORITHM],
             options={"require": ["exp", "iat", "sub", "type"]},
         )
+    except jwt.InvalidAlgorithmError:
+        raise ForeignToken("not HS256") from None
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from None
     if claims.get("type") != token_type:
