@@ -61,6 +61,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from bench.host_logs import QUIET_INVOCATION_LOGS
 from drills.load import access_token
 from tests.conftest import (
     REDIS_URL,
@@ -207,7 +208,12 @@ def start_server(label: str, env: dict[str, str], settings: Path) -> Server:
     port = free_port()
     command = [PYTHON, "manage.py", "--settings", str(settings), "serve", "--port", str(port)]
     return start_process(
-        label, command, ROOT, {**os.environ, **env, "PYTHONUNBUFFERED": "1"}, port, "/healthz"
+        label,
+        command,
+        ROOT,
+        {**os.environ, **env, **QUIET_INVOCATION_LOGS, "PYTHONUNBUFFERED": "1"},
+        port,
+        "/healthz",
     )
 
 

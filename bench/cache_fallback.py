@@ -21,6 +21,7 @@ import platform
 import statistics
 import time
 
+from bench.host_logs import QUIET_INVOCATION_LOGS
 from tests.conftest import SUPERUSER, SUPERUSER_PASSWORD, app_env, create_superuser, migrate
 from tests.support.api import Api
 from tests.support.cache_app import create_item, served, wait_for_mode
@@ -57,7 +58,12 @@ def main() -> None:
     fallback: list[float] = []
     with temporary_database("stratus_bench") as url, RedisServer() as redis_server:
         migrate(url)
-        env = app_env(url, redis_server.url, **{"AzureWebJobs.redis_reconnect.Disabled": "true"})
+        env = app_env(
+            url,
+            redis_server.url,
+            **{"AzureWebJobs.redis_reconnect.Disabled": "true"},
+            **QUIET_INVOCATION_LOGS,
+        )
         create_superuser(env)
         with served(env, SUPERUSER, SUPERUSER_PASSWORD) as (_, api):
             user = api.new_user()

@@ -39,6 +39,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.host_logs import QUIET_INVOCATION_LOGS
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +85,7 @@ class Samples:
 def child_env() -> dict[str, str]:
     env = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
     env["LANG"] = "C.UTF-8"
+    env.update(QUIET_INVOCATION_LOGS)
     return env
 
 

@@ -56,6 +56,7 @@ from bench.api_throughput import (
     stop_server,
     wait_for_quiet,
 )
+from bench.host_logs import QUIET_INVOCATION_LOGS
 from drills.load import access_token
 from tests.conftest import REDIS_URL, SUPERUSER, SUPERUSER_PASSWORD, app_env
 from tests.support.services import free_port, temporary_database
@@ -107,7 +108,12 @@ def served(build: Build) -> Iterator[None]:
         port = free_port()
         command = [PYTHON, "manage.py", "--settings", str(build.directory / "absent.json")]
         command += ["serve", "--port", str(port)]
-        full_env = {**os.environ, **env, "PYTHONPATH": str(build.directory)}
+        full_env = {
+            **os.environ,
+            **env,
+            **QUIET_INVOCATION_LOGS,
+            "PYTHONPATH": str(build.directory),
+        }
         build.server = start_process(
             build.label, command, build.directory, full_env, port, "/healthz"
         )

@@ -17,8 +17,9 @@ each with the same wrk command, interleaved:
   its ``fastapi run`` does: ``<dir>/.venv/bin/uvicorn app.main:app --host 127.0.0.1 --port N
   --workers 1``, with uvicorn's access log on, as ``fastapi run`` keeps it.
 - **template, no access log**: a second template process on the same database, with
-  ``--no-access-log`` (Stratus's devhost logs no access lines either), so that the share of the
-  access log is visible; ``--no-quiet-template`` leaves it out.
+  ``--no-access-log`` (Stratus runs with devhost's per-invocation lines quieted, as every
+  benchmark does: bench.host_logs), so that the share of the access log is visible;
+  ``--no-quiet-template`` leaves it out.
 
 Both apps get the same superuser (``tests.conftest.SUPERUSER``); ``bench.api_throughput.seed``
 then creates the bench user through ``POST /api/v1/users/`` and its 20 items through ``POST

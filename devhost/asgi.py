@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from devhost import messages
-from devhost.executions import log_executed
+from devhost.executions import HTTP_REASON, log_executed, log_executing, log_http_request
 from devhost.functions import IndexedFunction
 from devhost.routing import MethodNotAllowed, Router
 from devhost.runtime import FunctionsRuntime
@@ -150,6 +150,7 @@ class FunctionsApp:
             data,
             messages.trace_context(protos, headers),
         )
+        log_executing(function.name, invocation_id, HTTP_REASON)
         started = time.perf_counter()
         try:
             response = await self._timeouts.run(
@@ -166,8 +167,9 @@ class FunctionsApp:
                 )
             except (TypeError, ValueError) as exc:
                 failure = f"Exception: {type(exc).__name__}: {exc}"
+        log_executed(function.name, invocation_id, started, failure)
         if failure is not None:
             # The host answers a failed invocation with an empty 500; the details are logged.
-            log_executed(function.name, invocation_id, started, failure)
             status, response_headers, response_body = 500, [], b""
+        log_http_request(function.name, method, raw_path, status)
         await _respond(send, status, response_headers, response_body)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import uvicorn
 
+from devhost import executions
 from devhost.asgi import FunctionsApp
 from devhost.banner import render_functions, runtime_line
 from devhost.errors import DevhostError
@@ -171,6 +172,7 @@ def serve(
             sys.path.insert(0, str(app_path))
         functions = asyncio.run(_start_worker(runtime, app_path))
         router = _router(functions, route_prefix)
+        executions.configure(host_config.log_levels, (function.name for function in functions))
     except DevhostError as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)
         runtime.stop()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from devhost import messages
-from devhost.executions import log_executed
+from devhost.executions import log_executed, log_executing
 from devhost.functions import IndexedFunction, TimerTrigger
 from devhost.ncrontab import Schedule
 from devhost.runtime import FunctionsRuntime
@@ -93,11 +93,8 @@ class TimerScheduler:
     ) -> None:
         invocation_id = str(uuid.uuid4())
         now = datetime.now()
-        logger.info(
-            "Executing 'Functions.%s' (Reason='Timer fired at %s', Id=%s)",
-            function.name,
-            now.astimezone().isoformat(),
-            invocation_id,
+        log_executing(
+            function.name, invocation_id, f"Timer fired at {now.astimezone().isoformat()}"
         )
         protos = self._runtime.protos
         status = None

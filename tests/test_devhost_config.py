@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -105,6 +106,50 @@ def test_a_malformed_function_timeout_is_a_clear_error(tmp_path, value):
     path.write_text(json.dumps({"version": "2.0", "functionTimeout": value}))
     with pytest.raises(DevhostError, match="functionTimeout"):
         read_host_json(path)
+
+
+def test_log_levels_pick_the_most_specific_category_then_the_default(tmp_path):
+    path = tmp_path / "host.json"
+    levels = {"default": "Warning", "Function": "Information", "Function.quiet": "Error"}
+    path.write_text(json.dumps({"logging": {"logLevel": levels}}))
+    config = read_host_json(path, environ={}).log_levels
+    assert config.level_for("Function.read_items") == logging.INFO
+    assert config.level_for("function.QUIET") == logging.ERROR
+    assert config.level_for("Function.quieter") == logging.INFO  # a prefix is a whole segment
+    assert config.level_for("Host.Results") == logging.WARNING
+    assert (
+        read_host_json(tmp_path / "absent.json", environ={}).log_levels.level_for("Function.x")
+        == logging.INFO
+    )
+
+
+def test_app_settings_override_host_json_as_the_host_reads_them(tmp_path):
+    path = tmp_path / "host.json"
+    document = {
+        "functionTimeout": "00:01:00",
+        "logging": {"logLevel": {"Function": "Information"}},
+        "extensions": {"http": {"routePrefix": ""}},
+    }
+    path.write_text(json.dumps(document))
+    environ = {
+        "AzureFunctionsJobHost__logging__logLevel__Function": "Warning",
+        "AZUREFUNCTIONSJOBHOST__FUNCTIONTIMEOUT": "00:00:30",
+        "AzureFunctionsJobHost__extensions__http__routePrefix": "v2",
+        "AzureWebJobs__other__Disabled": "true",
+    }
+    config = read_host_json(path, environ=environ)
+    assert config.log_levels.level_for("Function.read_items") == logging.WARNING
+    assert config.function_timeout == 30
+    assert config.route_prefix == "v2"
+    absent = read_host_json(tmp_path / "absent.json", environ=environ)
+    assert absent.log_levels.level_for("Function.read_items") == logging.WARNING
+
+
+def test_an_unknown_log_level_is_a_clear_error(tmp_path):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"logging": {"logLevel": {"Function": "Quiet"}}}))
+    with pytest.raises(DevhostError, match=r"logging\.logLevel\.Function is 'Quiet'"):
+        read_host_json(path, environ={})
 
 
 def test_binding_expressions_resolve_from_app_settings():
