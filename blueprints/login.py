@@ -45,13 +45,14 @@ def login_access_token(req: ApiRequest) -> schemas.Token:
     """OAuth2 compatible token login, get an access token for future requests"""
     form = req.form(schemas.LoginForm)
     address = schemas.normalize_email(form.username)
-    user = throttle.guarded_password_check(
+    user = crud.get_user_by_email(req.db, address)
+    right = throttle.guarded_password_check(
         req.settings,
-        address,
+        throttle.account(user.id if user else None, address),
         req.client_address,
-        lambda: crud.authenticate(req.db, address, form.password),
+        lambda: crud.password_matches(user, form.password),
     )
-    if user is None:
+    if not right or user is None:
         raise HTTPError(400, "Incorrect email or password")
     if not user.is_active:
         raise HTTPError(400, "Inactive user")
@@ -88,10 +89,11 @@ def test_token(req: ApiRequest) -> schemas.UserPublic:
 def recover_password(req: ApiRequest) -> schemas.Message:
     """Password Recovery"""
     address = schemas.normalize_email(req.path_param("email"))
-    if not throttle.recovery_mail_allowed(req.settings, address, req.client_address):
+    user = crud.get_user_by_email(req.db, address)
+    recipient = throttle.account(user.id if user else None, address)
+    if not throttle.recovery_mail_allowed(req.settings, recipient, req.client_address):
         logger.warning("Password recovery limit reached; no mail sent")
         return schemas.Message(message=RECOVERY_SENT)
-    user = crud.get_user_by_email(req.db, address)
     # An account without a password signs in through Entra ID: its address came from a claim
     # nobody verified, so a reset link must not turn that mailbox into a way into it.
     if user is not None and user.hashed_password is not None:

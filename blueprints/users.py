@@ -172,7 +172,7 @@ def _check_current_password(req: ApiRequest, user: models.User, password: str) -
     """400 unless ``password`` is the user's, under the same limits as sign-in."""
     right = throttle.guarded_password_check(
         req.settings,
-        user.email,
+        throttle.account(user.id, user.email),
         req.client_address,
         lambda: security.verify_password(password, user.hashed_password),
     )

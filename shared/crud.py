@@ -124,14 +124,12 @@ def list_users(session: Session, skip: int, limit: int) -> tuple[Sequence[User],
     return users, count
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = get_user_by_email(session, email)
+def password_matches(user: User | None, password: str) -> bool:
+    """Whether ``password`` is ``user``'s; as slow for no user as for a wrong password."""
     if user is None:
         burn_password_check(password)
-        return None
-    if not verify_password(password, user.hashed_password):
-        return None
-    return user
+        return False
+    return verify_password(password, user.hashed_password)
 
 
 # --- Entra ID identities ---------------------------------------------------------------------

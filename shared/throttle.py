@@ -15,10 +15,11 @@ Recovery mail: at most ``PASSWORD_RECOVERY_PER_ADDRESS`` per address and
 ``PASSWORD_RECOVERY_PER_CLIENT`` per client address in an hour; past that the route answers as
 always and sends nothing.
 
-Counters live in Redis beside the cache namespace (a cache clear does not reset them), keyed by
-a digest of the account's address, never the address itself, and read and written by one Lua
-script per step, atomically, on Redis's clock. Without Redis (not configured, or down) they
-live in this process, bounded, so each instance throttles on its own meanwhile.
+Counters live in Redis beside the cache namespace (a cache clear does not reset them), keyed by a
+digest of the account (its id, or the address for one that does not exist), never the address
+itself, and read and written by one Lua script per step, atomically, on Redis's clock. Without
+Redis (not configured, or down) they live in this process, bounded, so each instance throttles on
+its own meanwhile.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -97,13 +99,21 @@ class TooManyAttempts(HTTPError):
         super().__init__(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(seconds)})
 
 
+def account(user_id: uuid.UUID | None, address: str) -> str:
+    """Whom a password check or a recovery mail counts against: the account the address found,
+    so that every spelling the database matches to it (any case; an 'İ' that PostgreSQL lowers
+    to 'i' where Python does not) shares one count; else the address itself."""
+    return f"id:{user_id}" if user_id is not None else address.lower()
+
+
 def guarded_password_check[T](
-    settings: Settings, email: str, client: str, check: Callable[[], T]
+    settings: Settings, account: str, client: str, check: Callable[[], T]
 ) -> T:
-    """Run ``check`` (a password verification; truthy when right) under the limits."""
+    """Run ``check`` (a password verification; truthy when right) under the limits;
+    ``account`` comes from ``account()``."""
     if hash_slots().full:
         raise HashingBusy  # before any counting: a refusal under a flood costs next to nothing
-    keys = _key("account", email.lower()), _key("client", client)
+    keys = _key("account", account), _key("client", client)
     frees = settings.login_throttle_account_failures, settings.login_throttle_address_failures
     wait = _counters.attempt(keys, frees, settings.login_throttle_max_delay_seconds * 1000)
     if wait:
@@ -118,9 +128,9 @@ def guarded_password_check[T](
     return result
 
 
-def recovery_mail_allowed(settings: Settings, email: str, client: str) -> bool:
-    """Count one recovery request; whether its mail may go."""
-    keys = _key("recovery-account", email.lower()), _key("recovery-client", client)
+def recovery_mail_allowed(settings: Settings, account: str, client: str) -> bool:
+    """Count one recovery request (``account`` from ``account()``); whether its mail may go."""
+    keys = _key("recovery-account", account), _key("recovery-client", client)
     limits = settings.password_recovery_per_address, settings.password_recovery_per_client
     return _counters.count_in_window(keys, limits, RECOVERY_WINDOW_MS)
 

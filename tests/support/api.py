@@ -66,7 +66,7 @@ class Api:
 
     def new_user(self, **fields: Any) -> Account:
         """A fresh normal user, created by the superuser, signed in."""
-        email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+        email = fields.pop("email", None) or f"user-{uuid.uuid4().hex[:10]}@example.com"
         password = "password-" + uuid.uuid4().hex[:8]
         body = {"email": email, "password": password, **fields}
         response = self.http.post("/api/v1/users/", json=body, headers=self.admin.headers)
