@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, route
+from shared.http import ApiRequest, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -22,16 +22,14 @@ else:
     glob = lazy_import("shared.glob")
 
 bp = func.Blueprint()
+router = Router(bp, tag="cache")
 logger = logging.getLogger(__name__)
 
 
-@route(
-    bp,
+@router.get(
     "api/v1/cache/stats",
-    "GET",
     operation_id="cache-stats",
     summary="Cache Statistics",
-    tags=["cache"],
     auth="superuser",
     response="object",
 )
@@ -41,15 +39,8 @@ def cache_stats(req: ApiRequest) -> dict[str, Any]:
     return cache.get_cache().stats()
 
 
-@route(
-    bp,
-    "api/v1/cache/clear",
-    "POST",
-    operation_id="cache-clear",
-    summary="Clear Cache",
-    tags=["cache"],
-    auth="superuser",
-    response="CacheCleared",
+@router.post(
+    "api/v1/cache/clear", operation_id="cache-clear", auth="superuser", response="CacheCleared"
 )
 def clear_cache(req: ApiRequest) -> dict[str, int]:
     """Delete every key in the cache's namespace (other keys in the database are untouched)."""
@@ -60,13 +51,9 @@ def clear_cache(req: ApiRequest) -> dict[str, int]:
     return {"removed": removed}
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/cache/reconnect",
-    "POST",
     operation_id="cache-reconnect",
-    summary="Reconnect Cache",
-    tags=["cache"],
     auth="superuser",
     response="CacheReconnected",
 )
@@ -84,18 +71,13 @@ def reconnect_cache(req: ApiRequest) -> dict[str, Any]:
     }
 
 
-@route(
-    bp,
+@router.delete(
     "api/v1/cache/{pattern}",
-    "DELETE",
     operation_id="cache-invalidate",
     summary="Invalidate Cache Keys",
-    tags=["cache"],
     auth="superuser",
-    path_params={"pattern": "string"},
     response="CacheInvalidated",
     errors=(400,),
-    # Optional, so that an empty pattern reaches the handler and gets a 400 naming the problem.
     functions_route="api/v1/cache/{pattern?}",
 )
 def invalidate_cache(req: ApiRequest) -> dict[str, Any]:

@@ -15,40 +15,22 @@ import azure.functions as func
 
 from shared.config import Settings
 from shared.deadline import database_deadline
-from shared.http import ApiRequest, Reply, route
+from shared.http import ApiRequest, Reply, Router
 
 bp = func.Blueprint()
+router = Router(bp, tag="health")
 
 # Signing a superuser in reads the user (cache, else database): a thread, not the event loop.
 _sign_ins = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz-caller")
 
 
-@route(
-    bp,
-    "healthz",
-    "GET",
-    operation_id="health-liveness",
-    summary="Liveness",
-    tags=["health"],
-    response="Health",
-    requires_config=False,
-)
+@router.get("healthz", response="Health", requires_config=False)
 async def liveness(req: ApiRequest) -> dict[str, str]:
     """The process is up and serving; touches no dependency."""
     return {"status": "healthy", "version": req.settings.app_version}
 
 
-@route(
-    bp,
-    "readyz",
-    "GET",
-    operation_id="health-readiness",
-    summary="Readiness",
-    tags=["health"],
-    response="Readiness",
-    errors=(503,),
-    requires_config=False,
-)
+@router.get("readyz", response="Readiness", errors=(503,), requires_config=False)
 async def readiness(req: ApiRequest) -> Reply:
     """Database, migrations, cache and configuration checked under a deadline; 503 if any fails."""
     from shared.readiness import get_probe

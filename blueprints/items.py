@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, route
+from shared.http import ApiRequest, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -19,22 +19,13 @@ else:
     schemas = lazy_import("shared.schemas")
 
 bp = func.Blueprint()
+router = Router(bp, tag="items")
 
 ITEM_NOT_FOUND = "Item not found"
 NOT_ENOUGH_PERMISSIONS = "Not enough permissions"
 
 
-@route(
-    bp,
-    "api/v1/items/",
-    "GET",
-    operation_id="items-read_items",
-    summary="Read Items",
-    tags=["items"],
-    auth="user",
-    query="Page",
-    response="ItemsPublic",
-)
+@router.get("api/v1/items/", auth="user", query="Page", response="ItemsPublic")
 def read_items(req: ApiRequest) -> dict[str, Any]:
     """Retrieve items."""
     page = req.query(schemas.Page)
@@ -42,17 +33,7 @@ def read_items(req: ApiRequest) -> dict[str, Any]:
     return reads.item_page(req.db, owner_id, page)
 
 
-@route(
-    bp,
-    "api/v1/items/",
-    "POST",
-    operation_id="items-create_item",
-    summary="Create Item",
-    tags=["items"],
-    auth="user",
-    body="ItemCreate",
-    response="ItemPublic",
-)
+@router.post("api/v1/items/", auth="user", body="ItemCreate", response="ItemPublic")
 def create_item(req: ApiRequest) -> schemas.ItemPublic:
     """Create new item."""
     body = req.json(schemas.ItemCreate)
@@ -61,13 +42,8 @@ def create_item(req: ApiRequest) -> schemas.ItemPublic:
     return schemas.ItemPublic.model_validate(item)
 
 
-@route(
-    bp,
+@router.get(
     "api/v1/items/{id}",
-    "GET",
-    operation_id="items-read_item",
-    summary="Read Item",
-    tags=["items"],
     auth="user",
     path_params={"id": "uuid"},
     response="ItemPublic",
@@ -82,13 +58,8 @@ def read_item(req: ApiRequest) -> dict[str, Any]:
     return item
 
 
-@route(
-    bp,
+@router.put(
     "api/v1/items/{id}",
-    "PUT",
-    operation_id="items-update_item",
-    summary="Update Item",
-    tags=["items"],
     auth="user",
     path_params={"id": "uuid"},
     body="ItemUpdate",
@@ -105,17 +76,8 @@ def update_item(req: ApiRequest) -> schemas.ItemPublic:
     return schemas.ItemPublic.model_validate(item)
 
 
-@route(
-    bp,
-    "api/v1/items/{id}",
-    "DELETE",
-    operation_id="items-delete_item",
-    summary="Delete Item",
-    tags=["items"],
-    auth="user",
-    path_params={"id": "uuid"},
-    response="Message",
-    errors=(404,),
+@router.delete(
+    "api/v1/items/{id}", auth="user", path_params={"id": "uuid"}, response="Message", errors=(404,)
 )
 def delete_item(req: ApiRequest) -> schemas.Message:
     """Delete an item."""

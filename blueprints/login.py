@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, Reply, route
+from shared.http import ApiRequest, Reply, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -24,18 +24,14 @@ else:
 logger = logging.getLogger(__name__)
 
 bp = func.Blueprint()
+router = Router(bp, tag="login")
 
 RECOVERY_SENT = "If that email is registered, we sent a password recovery link"
 INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/login/access-token",
-    "POST",
-    operation_id="login-login_access_token",
-    summary="Login Access Token",
-    tags=["login"],
     body="LoginForm",
     body_media="application/x-www-form-urlencoded",
     response="Token",
@@ -60,32 +56,13 @@ def login_access_token(req: ApiRequest) -> schemas.Token:
     return schemas.Token(access_token=token)
 
 
-@route(
-    bp,
-    "api/v1/login/test-token",
-    "POST",
-    operation_id="login-test_token",
-    summary="Test Token",
-    tags=["login"],
-    auth="user",
-    response="UserPublic",
-)
+@router.post("api/v1/login/test-token", auth="user", response="UserPublic")
 def test_token(req: ApiRequest) -> schemas.UserPublic:
     """Test access token"""
     return req.user.public()
 
 
-@route(
-    bp,
-    "api/v1/password-recovery/{email}",
-    "POST",
-    operation_id="login-recover_password",
-    summary="Recover Password",
-    tags=["login"],
-    path_params={"email": "string"},
-    redact=("email",),
-    response="Message",
-)
+@router.post("api/v1/password-recovery/{email}", redact=("email",), response="Message")
 def recover_password(req: ApiRequest) -> schemas.Message:
     """Password Recovery"""
     address = schemas.normalize_email(req.path_param("email"))
@@ -103,17 +80,7 @@ def recover_password(req: ApiRequest) -> schemas.Message:
     return schemas.Message(message=RECOVERY_SENT)
 
 
-@route(
-    bp,
-    "api/v1/reset-password/",
-    "POST",
-    operation_id="login-reset_password",
-    summary="Reset Password",
-    tags=["login"],
-    body="NewPassword",
-    response="Message",
-    errors=(400,),
-)
+@router.post("api/v1/reset-password/", body="NewPassword", response="Message", errors=(400,))
 def reset_password(req: ApiRequest) -> schemas.Message:
     """Reset password"""
     body = req.json(schemas.NewPassword)
@@ -132,15 +99,9 @@ def reset_password(req: ApiRequest) -> schemas.Message:
     return schemas.Message(message="Password updated successfully")
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/password-recovery-html-content/{email}",
-    "POST",
-    operation_id="login-recover_password_html_content",
-    summary="Recover Password Html Content",
-    tags=["login"],
     auth="superuser",
-    path_params={"email": "string"},
     redact=("email",),
     response_media="text/html",
     errors=(404,),

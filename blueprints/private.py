@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from blueprints.users import register
-from shared.http import ApiRequest, route
+from shared.http import ApiRequest, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -20,15 +20,13 @@ else:
     schemas = lazy_import("shared.schemas")
 
 bp = func.Blueprint()
+router = Router(bp, tag="private")
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/private/users/",
-    "POST",
     operation_id="private-create_user",
     summary="Create User",
-    tags=["private"],
     body="PrivateUserCreate",
     response="UserPublic",
     errors=(400,),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, route
+from shared.http import ApiRequest, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ else:
     throttle = lazy_import("shared.throttle")
 
 bp = func.Blueprint()
+router = Router(bp, tag="users")
 
 EMAIL_TAKEN_CONFLICT = "User with this email already exists"
 ENTRA_IDENTITY_TAKEN = "This Entra ID identity already signs in to another account"
@@ -32,17 +33,7 @@ NO_SELF_DELETE = "Super users are not allowed to delete themselves"
 USER_DELETED = "User deleted successfully"
 
 
-@route(
-    bp,
-    "api/v1/users/",
-    "GET",
-    operation_id="users-read_users",
-    summary="Read Users",
-    tags=["users"],
-    auth="superuser",
-    query="Page",
-    response="UsersPublic",
-)
+@router.get("api/v1/users/", auth="superuser", query="Page", response="UsersPublic")
 def read_users(req: ApiRequest) -> schemas.UsersPublic:
     """Retrieve users."""
     page = req.query(schemas.Page)
@@ -52,17 +43,8 @@ def read_users(req: ApiRequest) -> schemas.UsersPublic:
     )
 
 
-@route(
-    bp,
-    "api/v1/users/",
-    "POST",
-    operation_id="users-create_user",
-    summary="Create User",
-    tags=["users"],
-    auth="superuser",
-    body="UserCreate",
-    response="UserPublic",
-    errors=(400,),
+@router.post(
+    "api/v1/users/", auth="superuser", body="UserCreate", response="UserPublic", errors=(400,)
 )
 def create_user(req: ApiRequest) -> schemas.UserPublic:
     """Create new user."""
@@ -84,31 +66,13 @@ def create_user(req: ApiRequest) -> schemas.UserPublic:
     return schemas.user_public(user)
 
 
-@route(
-    bp,
-    "api/v1/users/me",
-    "GET",
-    operation_id="users-read_user_me",
-    summary="Read User Me",
-    tags=["users"],
-    auth="user",
-    response="UserPublic",
-)
+@router.get("api/v1/users/me", auth="user", response="UserPublic")
 def read_user_me(req: ApiRequest) -> schemas.UserPublic:
     """Get current user."""
     return req.user.public()
 
 
-@route(
-    bp,
-    "api/v1/users/me",
-    "DELETE",
-    operation_id="users-delete_user_me",
-    summary="Delete User Me",
-    tags=["users"],
-    auth="user",
-    response="Message",
-)
+@router.delete("api/v1/users/me", auth="user", response="Message")
 def delete_user_me(req: ApiRequest) -> schemas.Message:
     """Delete own user."""
     if req.user.is_superuser:
@@ -120,17 +84,8 @@ def delete_user_me(req: ApiRequest) -> schemas.Message:
     return schemas.Message(message=USER_DELETED)
 
 
-@route(
-    bp,
-    "api/v1/users/me",
-    "PATCH",
-    operation_id="users-update_user_me",
-    summary="Update User Me",
-    tags=["users"],
-    auth="user",
-    body="UserUpdateMe",
-    response="UserPublic",
-    errors=(409,),
+@router.patch(
+    "api/v1/users/me", auth="user", body="UserUpdateMe", response="UserPublic", errors=(409,)
 )
 def update_user_me(req: ApiRequest) -> schemas.UserPublic:
     """Update own user."""
@@ -144,13 +99,8 @@ def update_user_me(req: ApiRequest) -> schemas.UserPublic:
     return schemas.user_public(user)
 
 
-@route(
-    bp,
+@router.patch(
     "api/v1/users/me/password",
-    "PATCH",
-    operation_id="users-update_password_me",
-    summary="Update Password Me",
-    tags=["users"],
     auth="user",
     body="UpdatePassword",
     response="Message",
@@ -180,17 +130,7 @@ def _check_current_password(req: ApiRequest, user: models.User, password: str) -
         raise HTTPError(400, "Incorrect password")
 
 
-@route(
-    bp,
-    "api/v1/users/signup",
-    "POST",
-    operation_id="users-register_user",
-    summary="Register User",
-    tags=["users"],
-    body="UserRegister",
-    response="UserPublic",
-    errors=(400,),
-)
+@router.post("api/v1/users/signup", body="UserRegister", response="UserPublic", errors=(400,))
 def register_user(req: ApiRequest) -> schemas.UserPublic:
     """Create new user without the need to be logged in."""
     return register(req, req.json(schemas.UserRegister))
@@ -209,13 +149,8 @@ def register(
     return schemas.user_public(user)
 
 
-@route(
-    bp,
+@router.get(
     "api/v1/users/{user_id}",
-    "GET",
-    operation_id="users-read_user_by_id",
-    summary="Read User By Id",
-    tags=["users"],
     auth="user",
     path_params={"user_id": "uuid"},
     response="UserPublic",
@@ -235,13 +170,8 @@ def read_user_by_id(req: ApiRequest) -> schemas.UserPublic:
     return user.public()
 
 
-@route(
-    bp,
+@router.patch(
     "api/v1/users/{user_id}",
-    "PATCH",
-    operation_id="users-update_user",
-    summary="Update User",
-    tags=["users"],
     auth="superuser",
     path_params={"user_id": "uuid"},
     body="UserUpdate",
@@ -261,13 +191,8 @@ def update_user(req: ApiRequest) -> schemas.UserPublic:
     return schemas.user_public(user)
 
 
-@route(
-    bp,
+@router.delete(
     "api/v1/users/{user_id}",
-    "DELETE",
-    operation_id="users-delete_user",
-    summary="Delete User",
-    tags=["users"],
     auth="superuser",
     path_params={"user_id": "uuid"},
     response="Message",
@@ -287,13 +212,9 @@ def delete_user(req: ApiRequest) -> schemas.Message:
 # --- linking an Entra ID identity (explicit, never by matching addresses) ----------------------
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/users/me/entra-identity",
-    "POST",
-    operation_id="users-link_entra_identity_me",
     summary="Link Entra ID Identity Me",
-    tags=["users"],
     auth="user",
     body="EntraLinkMe",
     response="UserPublic",
@@ -318,13 +239,9 @@ def link_entra_identity_me(req: ApiRequest) -> schemas.UserPublic:
     return _link(req, user, identity.oid, identity.tid)
 
 
-@route(
-    bp,
+@router.put(
     "api/v1/users/{user_id}/entra-identity",
-    "PUT",
-    operation_id="users-link_entra_identity",
     summary="Link Entra ID Identity",
-    tags=["users"],
     auth="superuser",
     path_params={"user_id": "uuid"},
     body="EntraLink",
@@ -339,13 +256,9 @@ def link_entra_identity(req: ApiRequest) -> schemas.UserPublic:
     return _link(req, user, body.oid, body.tid)
 
 
-@route(
-    bp,
+@router.delete(
     "api/v1/users/{user_id}/entra-identity",
-    "DELETE",
-    operation_id="users-unlink_entra_identity",
     summary="Unlink Entra ID Identity",
-    tags=["users"],
     auth="superuser",
     path_params={"user_id": "uuid"},
     response="UserPublic",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, route
+from shared.http import ApiRequest, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -19,16 +19,14 @@ else:
     schemas = lazy_import("shared.schemas")
 
 bp = func.Blueprint()
+router = Router(bp, tag="utils")
 logger = logging.getLogger(__name__)
 
 
-@route(
-    bp,
+@router.post(
     "api/v1/utils/test-email/",
-    "POST",
     operation_id="utils-test_email",
     summary="Test Email",
-    tags=["utils"],
     auth="superuser",
     query="TestEmailQuery",
     response="Message",
@@ -48,27 +46,16 @@ def send_test_email(req: ApiRequest) -> schemas.Message:
     return schemas.Message(message="Test email sent")
 
 
-@route(
-    bp,
-    "api/v1/utils/health-check/",
-    "GET",
-    operation_id="utils-health_check",
-    summary="Health Check",
-    tags=["utils"],
-    response="bool",
-)
+@router.get("api/v1/utils/health-check/", response="bool")
 def health_check(req: ApiRequest) -> bool:
     """The template's health check: always true while the app serves."""
     return True
 
 
-@route(
-    bp,
+@router.get(
     "api/v1/openapi.json",
-    "GET",
     operation_id="utils-openapi",
     summary="OpenAPI Document",
-    tags=["utils"],
     response="object",
 )
 def openapi_document(req: ApiRequest) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import sys
 import urllib.parse
 import uuid
@@ -33,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
 import azure.functions as func
 
@@ -65,6 +66,8 @@ CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-Requested-With"
 UNAVAILABLE = "Service temporarily unavailable"
 
 Auth = Literal["public", "user", "superuser"]
+PathParam = Literal["uuid", "string"]
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
 ModelT = TypeVar("ModelT", bound="BaseModel")
 Handler = Callable[["ApiRequest"], Any]
 AsyncHandler = Callable[["ApiRequest"], Awaitable[Any]]
@@ -175,7 +178,7 @@ class RouteSpec:
     body: str | None
     body_media: str
     query: str | None
-    path_params: Mapping[str, str]
+    path_params: Mapping[str, PathParam]
     response: str | None
     response_media: str
     status_code: int
@@ -601,13 +604,72 @@ def _unavailable(exc: BaseException) -> tuple[str, str] | None:
     return None if reason is None else (reason, RETRY_AFTER_SECONDS)
 
 
+class RouteOptions(TypedDict, total=False):
+    """What a route may state beyond its path and method; everything has a default."""
+
+    operation_id: str
+    summary: str
+    description: str
+    auth: Auth
+    redact: Iterable[str]
+    body: str
+    body_media: str
+    query: str
+    path_params: Mapping[str, PathParam]
+    response: str
+    response_media: str
+    status_code: int
+    errors: Iterable[int]
+    requires_config: bool
+    functions_route: str
+
+
+class Router:
+    """A blueprint's routes under one OpenAPI tag: ``router.get(path, ...)`` is ``route(bp, path,
+    "GET", tags=[tag], ...)``, so that a declaration states only what differs from the defaults,
+    as with FastAPI's ``APIRouter(tags=[...])``."""
+
+    def __init__(self, bp: func.Blueprint, tag: str) -> None:
+        self.bp = bp
+        self.tag = tag
+
+    def _route(self, path: str, method: str, options: RouteOptions) -> Callable[[Handler], Handler]:
+        return route(self.bp, path, method, tags=(self.tag,), **options)
+
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self._route(path, "GET", options)
+
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self._route(path, "POST", options)
+
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self._route(path, "PUT", options)
+
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self._route(path, "PATCH", options)
+
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self._route(path, "DELETE", options)
+
+
+def _path_params(
+    path: str, handler: str, declared: Mapping[str, PathParam] | None
+) -> dict[str, PathParam]:
+    """Every ``{name}`` of ``path``, in order: a string unless ``declared`` says otherwise."""
+    names = _PATH_PARAM.findall(path)
+    unknown = set(declared or {}) - set(names)
+    if unknown:
+        raise TypeError(f"{handler}: path_params {sorted(unknown)} are not in {path!r}")
+    return {name: (declared or {}).get(name, "string") for name in names}
+
+
 def route(
     bp: func.Blueprint,
     path: str,
     method: str,
     *,
-    operation_id: str,
-    summary: str,
+    operation_id: str | None = None,
+    summary: str | None = None,
     description: str = "",
     tags: Iterable[str] = (),
     auth: Auth = "public",
@@ -615,7 +677,7 @@ def route(
     body: str | None = None,
     body_media: str = "application/json",
     query: str | None = None,
-    path_params: Mapping[str, str] | None = None,
+    path_params: Mapping[str, PathParam] | None = None,
     response: str | None = None,
     response_media: str = "application/json",
     status_code: int = 200,
@@ -624,6 +686,12 @@ def route(
     functions_route: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
+
+    Blueprints declare routes through a ``Router``, which adds their tag. What is not given is
+    derived the way FastAPI derives it: ``operation_id`` is ``<first tag>-<function name>``
+    (the name alone without a tag), ``summary`` the function name in title case
+    (``read_items`` -> ``Read Items``), ``description`` its docstring, and every path parameter
+    is a string unless ``path_params`` names another kind (``{"id": "uuid"}``).
 
     ``path`` is written as the contract writes it (``api/v1/users/``); the Functions route is
     registered without the trailing slash, and both forms reach the handler, as Azure routes them.
@@ -645,22 +713,24 @@ def route(
                 f"{handler.__name__}: an async route runs on the event loop, where signing "
                 "in (database, Redis) would block every other async invocation; make it sync"
             )
+        name = handler.__name__
+        tag_list = tuple(tags)
         template = (functions_route or path).strip("/")
         spec = RouteSpec(
             path=path,
             template=template,
             method=method.upper(),
-            name=handler.__name__,
-            operation_id=operation_id,
-            summary=summary,
+            name=name,
+            operation_id=operation_id or (f"{tag_list[0]}-{name}" if tag_list else name),
+            summary=summary or name.replace("_", " ").title(),
             description=description or (handler.__doc__ or "").strip(),
-            tags=tuple(tags),
+            tags=tag_list,
             auth=auth,
             redact=tuple(redact),
             body=body,
             body_media=body_media,
             query=query,
-            path_params=dict(path_params or {}),
+            path_params=_path_params(path, name, path_params),
             response=response,
             response_media=response_media,
             status_code=status_code,

@@ -16,18 +16,18 @@ bp = func.Blueprint()
 logger = logging.getLogger("invocation_log_app")
 
 
-@route(bp, "ok", "GET", operation_id="ok", summary="Ok", requires_config=False)
+@route(bp, "ok", "GET", requires_config=False)
 def ok(req: ApiRequest) -> dict[str, str]:
     logger.warning("ok ran with invocation %s", req.invocation_id)
     return {"invocation_id": req.invocation_id}
 
 
-@route(bp, "missing", "GET", operation_id="missing", summary="Missing", requires_config=False)
+@route(bp, "missing", "GET", requires_config=False)
 def missing(req: ApiRequest) -> None:
     raise HTTPError(404, "Nothing here")
 
 
-@route(bp, "broken", "GET", operation_id="broken", summary="Broken", requires_config=False)
+@route(bp, "broken", "GET", requires_config=False)
 def broken(req: ApiRequest) -> None:
     raise RuntimeError("a bug the app turns into its 500")
 
