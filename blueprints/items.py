@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, Router
+from shared.http import ApiRequest, EncodedJson, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -26,11 +26,11 @@ NOT_ENOUGH_PERMISSIONS = "Not enough permissions"
 
 
 @router.get("api/v1/items/", auth="user", query="Page", response="ItemsPublic")
-def read_items(req: ApiRequest) -> dict[str, Any]:
+def read_items(req: ApiRequest) -> EncodedJson:
     """Retrieve items."""
     page = req.query(schemas.Page)
     owner_id = None if req.user.is_superuser else req.user.id
-    return reads.item_page(req.db, owner_id, page)
+    return EncodedJson(reads.item_page(lambda: req.db, owner_id, page))
 
 
 @router.post("api/v1/items/", auth="user", body="ItemCreate", response="ItemPublic")
@@ -51,7 +51,7 @@ def create_item(req: ApiRequest) -> schemas.ItemPublic:
 )
 def read_item(req: ApiRequest) -> dict[str, Any]:
     """Get item by ID."""
-    item = reads.item(req.db, req.path_uuid("id"))
+    item = reads.item(lambda: req.db, req.path_uuid("id"))
     if item is None:
         raise HTTPError(404, ITEM_NOT_FOUND)
     _check_owner(req, uuid.UUID(item["owner_id"]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -140,7 +141,53 @@ class Cache:
     ) -> None:
         """Store ``value`` for ``tier``'s TTL; in-process (memory mode) for at most
         ``local_ttl`` seconds, for what another instance may change without reaching Redis."""
-        payload = _encode(value)
+        self._store(key, _encode(value), tier, local_ttl)
+
+    def get_versioned(self, version_key: str, key: str) -> tuple[str | None, bytes | None]:
+        """The version stored at ``version_key`` and, if ``key`` was stored for that very
+        version (``set_versioned``), its payload as stored: both in one round trip (MGET; under
+        Redis Cluster both keys must share a hash tag, ``{...}``, to share a slot).
+
+        The payload is never decoded: it is returned as the bytes it was stored as. A payload
+        stored for another version is a miss; so is a value that is not what these methods
+        write (counted as invalid too).
+        """
+        names = [self._prefix + version_key, self._prefix + key]
+        raws: list[bytes | None] = self._call(
+            lambda client: cast(list[bytes | None], client.mget(names)),
+            lambda: [self._local_get(version_key), self._local_get(key)],
+        )
+        raw_version, raw_payload = raws
+        version: str | None = None
+        invalid = 0
+        if raw_version is not None:
+            try:
+                decoded = _decode(raw_version)
+            except (ValueError, TypeError, RecursionError):
+                decoded = None
+            if isinstance(decoded, str):
+                version = decoded
+            else:
+                invalid += 1
+        payload = None
+        if raw_payload is not None:
+            stored = _unwrap(raw_payload)
+            if stored is None:
+                invalid += 1
+            elif version is not None and stored[0] == version.encode():
+                payload = stored[1]
+        hits = (version is not None) + (payload is not None)
+        self._count_lookups(hits, 2 - hits, invalid)
+        return version, payload
+
+    def set_versioned(self, key: str, version: str, payload: bytes, tier: str = "default") -> None:
+        """Store ``payload`` (JSON, as encoded by the caller) for ``version``: what
+        ``get_versioned`` returns while ``version`` is the current one."""
+        if not _VERSION.fullmatch(version):
+            raise ValueError("a version is letters, digits, '-' and '_' only")
+        self._store(key, _envelope(version, payload), tier, None)
+
+    def _store(self, key: str, payload: bytes, tier: str, local_ttl: float | None) -> None:
         ttl = self._ttl(tier)
         name = self._prefix + key
         kept = ttl if local_ttl is None else min(ttl, local_ttl)
@@ -176,6 +223,22 @@ class Cache:
         value = self._lookup(key)
         if value is not _MISSING:
             return cast(T, value)
+
+        def load_and_store() -> T:
+            # A flight that landed between our miss and our takeoff has stored the value already.
+            found = self._lookup(key, count=False)
+            if found is not _MISSING:
+                return cast(T, found)
+            loaded = loader()
+            self.set(key, loaded, tier, local_ttl)
+            return loaded
+
+        return self.load_once(key, load_and_store)
+
+    def load_once(self, key: str, loader: Callable[[], T]) -> T:
+        """``loader()``, called by one caller at a time per ``key`` in this process: concurrent
+        callers wait for it and share its result or error (a miss loads once, not once per
+        request waiting on it)."""
         with self._flights_lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -187,13 +250,9 @@ class Cache:
                 raise flight.error
             return cast(T, flight.value)
         try:
-            # A flight that landed between our miss and our takeoff has stored the value already.
-            value = self._lookup(key, count=False)
-            if value is _MISSING:
-                value = loader()
-                self.set(key, value, tier, local_ttl)
+            value = loader()
             flight.value = value
-            return cast(T, value)
+            return value
         except BaseException as exc:
             flight.error = exc
             raise
@@ -492,6 +551,15 @@ class Cache:
 
     # Statistics
 
+    def _count_lookups(self, hits: int, misses: int, invalid: int) -> None:
+        with self._stats_lock:
+            first_invalid = invalid and not self._counts["invalid"]
+            self._counts["hits"] += hits
+            self._counts["misses"] += misses
+            self._counts["invalid"] += invalid
+        if first_invalid:
+            logger.warning("A cached value is not valid JSON; such values are misses")
+
     def _count(self, *names: str) -> int:
         """Add one to each counter; return the first one's new value."""
         with self._stats_lock:
@@ -604,6 +672,27 @@ _UNTAG: dict[str, Callable[[str], Any]] = {
     "\0date": date.fromisoformat,
     "\0uuid": uuid.UUID,
 }
+
+
+# What set_versioned stores: ["<version>",<length>,<payload>]. The version is a plain token, so
+# its JSON string needs no escapes; the length catches a value cut short without decoding it.
+_VERSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ENVELOPE = re.compile(rb'\["([A-Za-z0-9_-]{1,64})",([0-9]{1,10}),')
+
+
+def _envelope(version: str, payload: bytes) -> bytes:
+    return b'["%s",%d,%s]' % (version.encode(), len(payload), payload)
+
+
+def _unwrap(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The version and payload of a ``set_versioned`` value; None if ``raw`` is not one."""
+    head = _ENVELOPE.match(raw)
+    if head is None or not raw.endswith(b"]"):
+        return None
+    payload = raw[head.end() : -1]
+    if len(payload) != int(head[2]):
+        return None
+    return head[1], payload
 
 
 def _encode(value: Any) -> bytes:

@@ -162,6 +162,13 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class EncodedJson:
+    """A 200 JSON document already encoded (a cached response body): sent as these bytes."""
+
+    body: bytes
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     """What the OpenAPI document and CORS need to know about one registered route."""
 
@@ -384,7 +391,9 @@ def _validate[ModelT: "BaseModel"](
 def _render(result: Any, status_code: int) -> func.HttpResponse:
     reply = result if isinstance(result, Reply) else Reply(result, status_code)
     content = reply.content
-    if reply.media_type != "application/json":
+    if isinstance(content, EncodedJson):
+        body = content.body
+    elif reply.media_type != "application/json":
         body = content.encode() if isinstance(content, str) else bytes(content or b"")
     elif hasattr(content, "model_dump_json"):
         body = content.model_dump_json().encode()

@@ -6,14 +6,21 @@ What is cached, under which key and tier:
   is kept in-process for at most ``CACHE_AUTH_LOCAL_SECONDS``, so a change to a user's rights
   made through any instance holds on every instance within seconds.
 - ``item:<id>``: one item (SHORT).
-- ``items:<owner id|all>:<generation>:<skip>:<limit>``: a page of items (SHORT).
-- ``items:<owner id|all>:gen``: the generation of that owner's pages (DAILY).
+- ``items:{<owner id|all>}:<skip>:<limit>``: a page of items as its response body, stored with
+  the generation it was read under (SHORT).
+- ``items:{<owner id|all>}:gen``: the generation of that owner's pages (DAILY).
 
-Pages are keyed by a generation token instead of being deleted one by one: a write deletes the
-generation key, which makes every page of that scope unreachable at once (no SCAN on the write
-path), and a reader that loaded a page before the write committed stores it under the old,
-already abandoned generation, so it can never be served after the write. Writes evict after
-they commit.
+A page is served only while the generation it was stored with is its scope's current one: a
+write deletes the generation key, which makes every page of that scope stale at once (no SCAN
+on the write path), and a reader that loaded a page before the write committed stores it with
+the old, already abandoned generation, so it can never be served after the write. Writes evict
+after they commit. A page read fetches the generation and the page in one round trip
+(``Cache.get_versioned``); the ``{...}`` hash tag keeps both keys of a scope in one Redis
+Cluster slot, as a multi-key read requires.
+
+Records read back are trusted: they were validated when stored, so they are rebuilt without
+running validators again (a dataclass, a plain dict, the stored page bytes); a value that does
+not decode is a miss.
 
 ``user:<id>`` and ``item:<id>`` are evicted twice: at once, and again after
 ``CACHE_SECOND_EVICTION_MS`` (a second). A reader that loaded the row just before the write
@@ -24,6 +31,7 @@ second eviction removes it, instead of the stale record living for its whole TTL
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -84,7 +92,16 @@ def _item_key(item_id: uuid.UUID) -> str:
 
 
 def _generation_key(scope: str) -> str:
-    return f"items:{scope}:gen"
+    return f"items:{{{scope}}}:gen"
+
+
+def _page_key(scope: str, page: Page) -> str:
+    return f"items:{{{scope}}}:{page.skip}:{page.limit}"
+
+
+def _json(value: Any) -> bytes:
+    """A response body exactly as the route wrapper would encode ``value`` (``dump_json``)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _scope(owner_id: uuid.UUID | None) -> str:
@@ -120,28 +137,39 @@ def entra_user(session: Session, identity: EntraIdentity) -> AuthUser:
     return record
 
 
-def item(session: Session, item_id: uuid.UUID) -> dict[str, Any] | None:
+def item(db: Callable[[], Session], item_id: uuid.UUID) -> dict[str, Any] | None:
+    """One item, cached; ``db`` opens the session only when the cache misses."""
+
     def load() -> dict[str, Any] | None:
-        found = crud.get_item(session, item_id)
+        found = crud.get_item(db(), item_id)
         return ItemPublic.model_validate(found).model_dump(mode="json") if found else None
 
     data: dict[str, Any] | None = get_cache().get_or_set(_item_key(item_id), load, tier="short")
     return data
 
 
-def item_page(session: Session, owner_id: uuid.UUID | None, page: Page) -> dict[str, Any]:
+def item_page(db: Callable[[], Session], owner_id: uuid.UUID | None, page: Page) -> bytes:
+    """A page of items as its JSON response body: from the cache as stored, or read through
+    ``db`` (opened only then) and stored for the scope's current generation."""
     cache = get_cache()
     scope = _scope(owner_id)
-    generation = cache.get_or_set(_generation_key(scope), lambda: uuid.uuid4().hex, tier="daily")
+    key = _page_key(scope, page)
+    generation, body = cache.get_versioned(_generation_key(scope), key)
+    if body is not None:
+        return body
+    if generation is None:
+        # Two readers may both start a generation; the page of the one overwritten is a miss.
+        generation = uuid.uuid4().hex
+        cache.set(_generation_key(scope), generation, tier="daily")
 
-    def load() -> dict[str, Any]:
-        items, count = crud.list_items(session, owner_id, page.skip, page.limit)
+    def load() -> bytes:
+        items, count = crud.list_items(db(), owner_id, page.skip, page.limit)
         data = [ItemPublic.model_validate(i) for i in items]
-        return ItemsPublic(data=data, count=count).model_dump(mode="json")
+        loaded = _json(ItemsPublic(data=data, count=count).model_dump(mode="json"))
+        cache.set_versioned(key, generation, loaded, tier="short")
+        return loaded
 
-    key = f"items:{scope}:{generation}:{page.skip}:{page.limit}"
-    data: dict[str, Any] = cache.get_or_set(key, load, tier="short")
-    return data
+    return cache.load_once(f"{key}:{generation}", load)
 
 
 def _evict(*records: str, pages: tuple[str, ...] = ()) -> None:

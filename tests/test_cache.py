@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from shared.cache import Cache, get_cache, redis_options, reset_cache
 from shared.config import CACHE_TIERS, load_settings
@@ -463,3 +464,67 @@ def test_reconnect_and_ping_report_and_restore_redis_mode(server: RedisServer) -
 def _figures(stats: dict[str, Any], scope: str) -> dict[str, Any]:
     names = ["hits", "misses", "errors", "invalid", "fallback_activations", "reconnects"]
     return {name: stats[name][scope] for name in [*names, "hit_rate"]}
+
+
+# --- versioned payloads: a page and its generation in one round trip --------------------------
+
+
+def test_a_versioned_payload_comes_back_as_the_stored_bytes_while_its_version_is_current(
+    cache: Cache,
+) -> None:
+    body = '{"data":[{"title":"café \\u00e9"}],"count":1}'.encode()
+    assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == (None, None)
+    cache.set("v:{s}:gen", "g1")
+    cache.set_versioned("v:{s}:page", "g1", body)
+    assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == ("g1", body)
+    cache.delete("v:{s}:gen")  # a write: every page of the scope is stale at once
+    assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == (None, None)
+    cache.set("v:{s}:gen", "g2")
+    assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == ("g2", None)
+    stats = cache.stats()
+    assert (stats["hits"]["process"], stats["misses"]["process"]) == (3, 5)
+    assert stats["invalid"]["process"] == 0
+
+
+@pytest.mark.redis
+def test_a_versioned_read_is_one_round_trip_that_cluster_slots_allow(server: RedisServer) -> None:
+    cache = Cache(cache_settings(server.url))
+    client = redis.Redis.from_url(server.url)
+    try:
+        cache.set("v:{s}:gen", "g1")
+        cache.set_versioned("v:{s}:page", "g1", b"[1]")
+        before = int(client.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+        gets = int(client.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+        assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == ("g1", b"[1]")
+        stats = client.info("commandstats")
+        assert stats["cmdstat_mget"]["calls"] == before + 1
+        assert stats.get("cmdstat_get", {}).get("calls", 0) == gets
+        prefix = cache_settings(server.url).cache_prefix
+        slots = {key_slot(f"{prefix}:v:{{s}}:{k}".encode()) for k in ("gen", "page")}
+        assert len(slots) == 1
+    finally:
+        client.close()
+        cache.close()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"not json", b'{"data":[]}', b'["g1"', b'["g1",3,[1]', b'["g1",x,[1]]', b'"g1"', b"[" * 5],
+)
+def test_a_versioned_value_not_written_as_one_is_a_miss(stored: bytes, server: RedisServer) -> None:
+    cache = Cache(cache_settings(server.url))
+    client = redis.Redis.from_url(server.url)
+    try:
+        cache.set("v:{s}:gen", "g1")
+        client.set(cache_settings(server.url).cache_prefix + ":v:{s}:page", stored)
+        assert cache.get_versioned("v:{s}:gen", "v:{s}:page") == ("g1", None)
+        assert cache.stats()["invalid"]["process"] == 1
+    finally:
+        client.close()
+        cache.close()
+
+
+def test_a_version_that_is_not_a_plain_token_is_refused(cache: Cache) -> None:
+    for version in ("", 'a"b', "x" * 65, "a,b"):
+        with pytest.raises(ValueError, match="version"):
+            cache.set_versioned("v:{s}:page", version, b"[]")
