@@ -54,12 +54,17 @@ class CacheTTL:
     daily: int = 86400
     session: int = 1800
     default: int = 300
+    # A user's record for authentication. At most AUTH_TTL_MAX: an instance that changed it but
+    # cannot reach Redis cannot evict it there, and every other instance must see the change
+    # within 5 s (DESIGN: "whatever Redis's state").
+    auth: int = 4
 
     def for_tier(self, tier: str) -> int:
         return int(getattr(self, tier))
 
 
-CACHE_TIERS = ("short", "medium", "long", "daily", "session", "default")
+CACHE_TIERS = ("short", "medium", "long", "daily", "session", "default", "auth")
+AUTH_TTL_MAX = 5
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,10 @@ def _cache_ttl(reader: _Reader) -> CacheTTL:
     defaults = CacheTTL()
     values = {
         tier: reader.integer(
-            f"CACHE_TTL_{tier.upper()}", defaults.for_tier(tier), minimum=1, maximum=30 * 86400
+            f"CACHE_TTL_{tier.upper()}",
+            defaults.for_tier(tier),
+            minimum=1,
+            maximum=AUTH_TTL_MAX if tier == "auth" else 30 * 86400,
         )
         for tier in CACHE_TIERS
     }

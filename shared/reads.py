@@ -1,10 +1,11 @@
 """Cached reads of the API, and the invalidation each write owes them.
 
 What is cached, under which key and tier:
-- ``user:<id>``: the user's record for authentication (SESSION): the public fields and the token
-  version; read on every authenticated request. Outside Redis (no REDIS_URL, or Redis down) it
-  is kept in-process for at most ``CACHE_AUTH_LOCAL_SECONDS``, so a change to a user's rights
-  made through any instance holds on every instance within seconds.
+- ``user:<id>``: the user's record for authentication (AUTH, a few seconds): the public fields
+  and the token version; read on every authenticated request. Outside Redis (no REDIS_URL, or
+  Redis down) it is kept in-process for at most ``CACHE_AUTH_LOCAL_SECONDS``. Both bounds are
+  short so that a change to a user's rights holds on every instance within 5 s even when the
+  instance that made it could not evict the record from Redis.
 - ``item:<id>``: one item (SHORT).
 - ``items:{<owner id|all>}:<skip>:<limit>``: a page of items as its response body, stored with
   the generation it was read under (SHORT).
@@ -53,7 +54,7 @@ from shared.schemas import (
     user_public,
 )
 
-_AUTH_TIER = "session"
+_AUTH_TIER = "auth"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,7 @@ import jwt
 import psycopg
 import pytest
 
+from drills.tcp_proxy import TcpProxy
 from tests.conftest import (
     SUPERUSER,
     SUPERUSER_PASSWORD,
@@ -184,6 +185,40 @@ def unshared(request, pg_url: str) -> Iterator[tuple[Api, Api]]:
         Api(server_b.url, SUPERUSER, SUPERUSER_PASSWORD, env) as b,
     ):
         yield a, b
+
+
+@pytest.fixture(scope="module")
+def partitioned(pg_url: str, redis_url: str) -> Iterator[tuple[Api, Api]]:
+    """Two instances on one database and one Redis that only B reaches: A's way to it is down."""
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    with TcpProxy(host, int(port)) as way_to_redis:
+        way_to_redis.down()
+        env = app_env(pg_url, redis_url, CACHE_PROBE_INTERVAL_SECONDS="0.5")
+        env_a = {**env, "REDIS_URL": f"redis://127.0.0.1:{way_to_redis.port}/0"}
+        create_superuser(env)
+        with (
+            DevhostProcess(env=env_a) as server_a,
+            DevhostProcess(env=env) as server_b,
+            Api(server_a.url, SUPERUSER, SUPERUSER_PASSWORD, env_a) as a,
+            Api(server_b.url, SUPERUSER, SUPERUSER_PASSWORD, env) as b,
+        ):
+            yield a, b
+
+
+def test_a_demotion_made_where_redis_is_unreachable_holds_where_it_is_reachable(partitioned):
+    """A cannot evict the record Redis holds for B; the record's short TTL bounds it."""
+    a, b = partitioned
+    boss = _new_superuser(a)
+    assert b.request("GET", USERS, headers=boss.headers).status_code == 200  # cached in Redis
+    path = f"/api/v1/users/{boss.id}"
+    done = a.request("PATCH", path, json={"is_superuser": False}, headers=a.admin.headers)
+    assert done.status_code == 200, done.text
+
+    def refused_on_b() -> bool:
+        status: int = b.request("GET", USERS, headers=boss.headers).status_code
+        return status == 403
+
+    wait_until(refused_on_b, "B refusing after the demotion on A", timeout=5.0)
 
 
 def _new_superuser(api: Api) -> Account:

@@ -181,6 +181,7 @@ var baseAppSettings = [
   { name: 'CACHE_TTL_DAILY', value: '86400' }
   { name: 'CACHE_TTL_SESSION', value: '1800' }
   { name: 'CACHE_TTL_DEFAULT', value: '300' }
+  { name: 'CACHE_TTL_AUTH', value: '4' }
   { name: 'READINESS_TIMEOUT_MS', value: readinessTimeoutMs }
   { name: 'REDIS_RECONNECT_SCHEDULE', value: redisReconnectSchedule }
 ]
