@@ -171,5 +171,5 @@ class FunctionsApp:
         if failure is not None:
             # The host answers a failed invocation with an empty 500; the details are logged.
             status, response_headers, response_body = 500, [], b""
-        log_http_request(function.name, method, raw_path, status)
+        log_http_request(function.name, method, resolved.template, status)
         await _respond(send, status, response_headers, response_body)

@@ -1,5 +1,5 @@
 """The host's log lines for an invocation: ``Executing`` when it starts, ``Executed`` when it
-ends, and for an HTTP trigger the request's method, path and status.
+ends, and for an HTTP trigger the request's method, route template and status.
 
 Each function logs under its own category, ``Function.<name>``, as the host does, so
 host.json's ``logging.logLevel`` (``"Function": "Warning"``, or one function's
@@ -59,7 +59,7 @@ def log_executed(name: str, invocation_id: str, started: float, failure: str | N
     )
 
 
-def log_http_request(name: str, method: str, path: str, status: int) -> None:
-    """``Executed HTTP request: <method> <path> <status>``, after the invocation's end line.
-    The path is logged without its query string, which may carry anything a client sent."""
-    _logger(name).info("Executed HTTP request: %s %s %d", method, path, status)
+def log_http_request(name: str, method: str, route: str, status: int) -> None:
+    """``Executed HTTP request: <method> /<route template> <status>``, after the invocation's
+    end line. The template, not the path: a path parameter may carry an address or a token."""
+    _logger(name).info("Executed HTTP request: %s /%s %d", method, route, status)

@@ -217,6 +217,7 @@ class RouteTemplate:
 
     def __init__(self, template: str) -> None:
         text = template.strip("/")
+        self.text = text
         self.literal_key: tuple[str, ...] | None = None
         segments: list[_Segment] = []
         defaults: list[tuple[int, str, str]] = []
@@ -283,6 +284,7 @@ class RouteTemplate:
 class RouteMatch[T]:
     target: T
     params: dict[str, str]
+    template: str  # what matched, as declared: logs show it instead of the values
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,13 +340,13 @@ class Router[T]:
         allowed: set[str] = set()
         for route in self._literal.get(tuple(segment.lower() for segment in segments), ()):
             if route.methods is None or method in route.methods:
-                return RouteMatch(route.target, {})
+                return RouteMatch(route.target, {}, route.template.text)
             allowed.update(route.methods)
         for route in self._dynamic:
             values = route.template.match(segments)
             if values is None:
                 continue
             if route.methods is None or method in route.methods:
-                return RouteMatch(route.target, values)
+                return RouteMatch(route.target, values, route.template.text)
             allowed.update(route.methods)
         return MethodNotAllowed(tuple(sorted(allowed))) if allowed else None
