@@ -130,6 +130,9 @@ class EntraTokenValidator:
         )
         self._audiences = [settings.azure_client_id, f"api://{settings.azure_client_id}"]
         self._issuers = [f"{authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"]
+        # The signing keys are Entra ID's, shared by every tenant: the issuer names the tenant,
+        # and the tenant id the identity is keyed by must be that same tenant.
+        self._tenant_id = _uuid_or_none(tenant)
         self._admin_role = settings.azure_admin_role
 
     def validate(self, token: str) -> EntraIdentity:
@@ -155,6 +158,8 @@ class EntraTokenValidator:
             tid = uuid.UUID(str(claims["tid"]))
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(type(exc).__name__) from None
+        if self._tenant_id is not None and tid != self._tenant_id:
+            raise InvalidToken("tid is not the configured tenant")
         roles = claims.get("roles")
         return EntraIdentity(
             oid=oid,
@@ -163,6 +168,13 @@ class EntraTokenValidator:
             name=_name(claims),
             is_admin=isinstance(roles, list) and self._admin_role in roles,
         )
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None  # a domain name: the issuer check alone names the tenant
 
 
 def _address(claims: dict[str, Any]) -> str | None:

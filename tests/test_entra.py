@@ -98,6 +98,7 @@ def test_a_rotated_key_is_fetched_and_unknown_kids_cannot_force_fetches(entra_ap
         "not yet valid",
         "missing oid",
         "oid not a uuid",
+        "another tenant's tid",
         "unknown kid",
         "HS256 signed with the public key",
     ],
@@ -114,6 +115,7 @@ def test_wrong_entra_tokens_are_403(entra_api, tenant, attack):
         "not yet valid": lambda: tenant.token(nbf=now + 3600, exp=now + 7200),
         "missing oid": lambda: tenant.token(oid=None),
         "oid not a uuid": lambda: tenant.token(oid="admin"),
+        "another tenant's tid": lambda: tenant.token(tid=str(uuid.uuid4())),
         "unknown kid": lambda: tenant.token(kid=tenant.add_key(publish=False)),
         "HS256 signed with the public key": lambda: _hs256_with_public_jwk(tenant),
     }
