@@ -1,28 +1,13 @@
-"""A private redis-server for tests: a free loopback port, no persistence, always cleaned up.
-
-Tests stop, freeze, pause and restart it at will, so it must never be the shared server on 6379.
-"""
+"""A private redis-server for tests (drills/redis_server.py; a missing binary skips the test, or
+fails it in CI), and settings for a cache under test."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+import drills.redis_server
 from shared.config import Settings, load_settings
-from tests.support.services import free_port, redis_server_binary
-
-_START_TIMEOUT = 10.0
+from tests.support.services import redis_server_binary
 
 
 def cache_settings(redis_url: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -40,126 +25,6 @@ def cache_settings(redis_url: str | None = None, env: Mapping[str, str] | None =
     return settings
 
 
-class RedisServer:
-    """``extra_config`` lines go into redis.conf verbatim, e.g. ``rename-command KEYS ""``."""
-
+class RedisServer(drills.redis_server.RedisServer):
     def __init__(self, extra_config: Sequence[str] = (), password: str | None = None) -> None:
-        self.password = password
-        self.binary = redis_server_binary()
-        self.port = free_port()
-        assert self.port != 6379, "never the shared Redis"
-        self.extra_config = tuple(extra_config)
-        self.dir = Path(tempfile.mkdtemp(prefix="stratus-redis-"))
-        self._process: subprocess.Popen[bytes] | None = None
-        self._frozen = False
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def client(self) -> redis.Redis:
-        """A control client that fails at once rather than retrying."""
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            password=self.password,
-            socket_timeout=5,
-            socket_connect_timeout=1,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_error=[],
-        )
-
-    def start(self) -> None:
-        assert not self.running
-        config = [
-            f"port {self.port}",
-            "bind 127.0.0.1",
-            'save ""',
-            "appendonly no",
-            f'dir "{self.dir}"',
-            f'logfile "{self.dir / "redis.log"}"',
-            *([f"requirepass {self.password}"] if self.password else []),
-            *self.extra_config,
-        ]
-        conf = self.dir / "redis.conf"
-        conf.write_text("\n".join(config) + "\n")
-        self._process = subprocess.Popen([self.binary, str(conf)])
-        deadline = time.monotonic() + _START_TIMEOUT
-        with self.client() as client:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if not self.running or time.monotonic() > deadline:
-                        log = self.dir / "redis.log"
-                        tail = log.read_text()[-2000:] if log.exists() else ""
-                        self.kill()
-                        raise RuntimeError(f"redis-server did not start:\n{tail}") from None
-                    time.sleep(0.01)
-
-    def stop(self) -> None:
-        """SHUTDOWN NOSAVE, the way an operator (or a crash without persistence) would."""
-        self.thaw()
-        with self.client() as client:
-            client.shutdown(nosave=True)
-        self._wait()
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._wait()
-        self._frozen = False
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open but nothing answers (a hung host, a GC pause)."""
-        assert self._process is not None
-        os.kill(self._process.pid, signal.SIGSTOP)
-        self._frozen = True
-
-    def thaw(self) -> None:
-        if self._frozen and self._process is not None:
-            os.kill(self._process.pid, signal.SIGCONT)
-        self._frozen = False
-
-    def pause(self, milliseconds: int) -> None:
-        """CLIENT PAUSE ALL: the server stops serving every client for a while."""
-        with self.client() as client:
-            client.client_pause(milliseconds)
-
-    def restart(self) -> None:
-        """Stop (if running) and start again on the same port, empty."""
-        if self.running:
-            self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.thaw()
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _wait(self) -> None:
-        assert self._process is not None
-        self._process.wait(timeout=10)
-        self._process = None
+        super().__init__(extra_config, password, server_binary=redis_server_binary())
