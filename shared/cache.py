@@ -8,6 +8,13 @@ deleted from Redis, and the local store is emptied: an outage never brings back 
 deleted or replaced. In ``redis`` mode nothing is cached in-process, so an invalidation made by
 any process is seen by every other process's next read.
 
+Other instances may change what this one would keep in-process, so a caller says how stale a
+value may be there: ``local_ttl`` (the auth record's ``CACHE_AUTH_LOCAL_SECONDS``; 0 for data
+that must never be served stale, which is then read from its source while Redis is away). For
+the same reason ``evict`` (a write's invalidation) still tries Redis once, failing fast, while
+the breaker is open: another instance may already be back on Redis, serving the value the write
+replaced (both found by the scale-out drill, drills/scale_drill.py).
+
 Values are JSON (plus datetime, date and UUID), never pickle: whoever can write to Redis must not
 be able to run code here, and anything that does not decode is a miss.
 """
@@ -140,7 +147,8 @@ class Cache:
         self, key: str, value: Any, tier: str = "default", local_ttl: float | None = None
     ) -> None:
         """Store ``value`` for ``tier``'s TTL; in-process (memory mode) for at most
-        ``local_ttl`` seconds, for what another instance may change without reaching Redis."""
+        ``local_ttl`` seconds (0: not at all), for what another instance may change without
+        reaching Redis."""
         self._store(key, _encode(value), tier, local_ttl)
 
     def get_versioned(self, version_key: str, key: str) -> tuple[str | None, bytes | None]:
@@ -180,12 +188,19 @@ class Cache:
         self._count_lookups(hits, 2 - hits, invalid)
         return version, payload
 
-    def set_versioned(self, key: str, version: str, payload: bytes, tier: str = "default") -> None:
+    def set_versioned(
+        self,
+        key: str,
+        version: str,
+        payload: bytes,
+        tier: str = "default",
+        local_ttl: float | None = None,
+    ) -> None:
         """Store ``payload`` (JSON, as encoded by the caller) for ``version``: what
         ``get_versioned`` returns while ``version`` is the current one."""
         if not _VERSION.fullmatch(version):
             raise ValueError("a version is letters, digits, '-' and '_' only")
-        self._store(key, _envelope(version, payload), tier, None)
+        self._store(key, _envelope(version, payload), tier, local_ttl)
 
     def _store(self, key: str, payload: bytes, tier: str, local_ttl: float | None) -> None:
         ttl = self._ttl(tier)
@@ -202,6 +217,19 @@ class Cache:
             return 0
         names = [self._prefix + key for key in keys]
         return self._call(lambda client: client.unlink(*names), lambda: self._local_delete(keys))
+
+    def evict(self, *keys: str) -> int:
+        """``delete`` for a write's invalidation: in memory mode, one attempt on Redis as well,
+        failing fast (within ``CACHE_CONNECT_TIMEOUT_MS``), for the instances already back on
+        it; the keys stay owed to the replay, which costs nothing once they are gone."""
+        deleted = self.delete(*keys)
+        client = self._redis
+        if keys and client is not None and self._open:
+            try:
+                client.unlink(*(self._prefix + key for key in keys))
+            except self._errors as exc:
+                logger.debug("Redis still away for an eviction (%s)", type(exc).__name__)
+        return deleted
 
     def delete_later(self, *keys: str) -> None:
         """Delete ``keys`` once more after ``CACHE_SECOND_EVICTION_MS`` (not at all when 0):
@@ -513,6 +541,9 @@ class Cache:
             return None
 
     def _local_set(self, key: str, payload: bytes, ttl: float) -> None:
+        if ttl <= 0:
+            self._local_discard(key)
+            return
         self._local[key] = (payload, ttl)
         if self._redis is not None:
             # Redis still holds the old value: it must go when Redis returns.

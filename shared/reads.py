@@ -23,6 +23,10 @@ Records read back are trusted: they were validated when stored, so they are rebu
 running validators again (a dataclass, a plain dict, the stored page bytes); a value that does
 not decode is a miss.
 
+With Redis configured, items, pages and generations live in Redis only: while Redis is away
+they are read from the database each time, since an in-process copy could be one another
+instance already changed.
+
 ``user:<id>`` and ``item:<id>`` are evicted twice: at once, and again after
 ``CACHE_SECOND_EVICTION_MS`` (a second). A reader that loaded the row just before the write
 committed may store it just after the first eviction; if it stores within that delay, the
@@ -55,6 +59,14 @@ from shared.schemas import (
 )
 
 _AUTH_TIER = "auth"
+
+
+def _shared() -> float | None:
+    """``local_ttl`` of items, pages and generations: with Redis configured, several instances
+    share the data and any of them may change it, so while Redis is away they are not kept
+    in-process at all (a read must never return older data than an acknowledged write). Without
+    Redis (one development process) the local store keeps them for their tier's TTL."""
+    return 0.0 if get_cache().redis_configured else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +157,9 @@ def item(db: Callable[[], Session], item_id: uuid.UUID) -> dict[str, Any] | None
         found = crud.get_item(db(), item_id)
         return ItemPublic.model_validate(found).model_dump(mode="json") if found else None
 
-    data: dict[str, Any] | None = get_cache().get_or_set(_item_key(item_id), load, tier="short")
+    data: dict[str, Any] | None = get_cache().get_or_set(
+        _item_key(item_id), load, tier="short", local_ttl=_shared()
+    )
     return data
 
 
@@ -161,13 +175,13 @@ def item_page(db: Callable[[], Session], owner_id: uuid.UUID | None, page: Page)
     if generation is None:
         # Two readers may both start a generation; the page of the one overwritten is a miss.
         generation = uuid.uuid4().hex
-        cache.set(_generation_key(scope), generation, tier="daily")
+        cache.set(_generation_key(scope), generation, tier="daily", local_ttl=_shared())
 
     def load() -> bytes:
         items, count = crud.list_items(db(), owner_id, page.skip, page.limit)
         data = [ItemPublic.model_validate(i) for i in items]
         loaded = _json(ItemsPublic(data=data, count=count).model_dump(mode="json"))
-        cache.set_versioned(key, generation, loaded, tier="short")
+        cache.set_versioned(key, generation, loaded, tier="short", local_ttl=_shared())
         return loaded
 
     return cache.load_once(f"{key}:{generation}", load)
@@ -175,7 +189,7 @@ def item_page(db: Callable[[], Session], owner_id: uuid.UUID | None, page: Page)
 
 def _evict(*records: str, pages: tuple[str, ...] = ()) -> None:
     cache = get_cache()
-    cache.delete(*records, *pages)
+    cache.evict(*records, *pages)
     cache.delete_later(*records)
 
 

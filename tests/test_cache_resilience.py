@@ -305,3 +305,40 @@ def test_an_invalidation_in_one_process_is_seen_by_the_next_read_in_another(
         child.stdin.close()
         child.wait(10)
         here.close()
+
+
+def test_an_eviction_in_memory_mode_reaches_a_redis_another_instance_is_back_on(
+    server: RedisServer,
+) -> None:
+    """The scale drill's finding: Redis restarts, one instance's probe finds it first and caches
+    an item there; another, still in memory mode, writes that item. Its eviction must reach
+    Redis at once, not when its own probe comes round."""
+    slow = Cache(cache_settings(server.url, {"CACHE_PROBE_INTERVAL_SECONDS": "60"}))
+    back = Cache(cache_settings(server.url))
+    server.stop()
+    slow.get("item:1")
+    assert slow.mode == "memory"
+    server.start()
+    wait_for(lambda: back.mode == "redis", 2 * PROBE_INTERVAL + 0.5)
+    back.set("item:1", "before the write")
+    back.set("item:2", "before the write")
+    slow.delete("item:2")  # a plain delete leaves Redis alone in memory mode...
+    assert back.get("item:2") == "before the write"
+    slow.evict("item:1")  # ...a write's eviction does not
+    assert slow.mode == "memory"
+    assert back.get("item:1") is None
+    slow.close()
+    back.close()
+
+
+def test_a_value_stored_with_no_local_lifetime_is_not_kept_while_redis_is_away(
+    server: RedisServer,
+) -> None:
+    cache = Cache(cache_settings(server.url))
+    server.stop()
+    cache.set("item:1", "read during the outage", local_ttl=0)
+    cache.set("user:1", "auth record", local_ttl=2)
+    assert cache.mode == "memory"
+    assert cache.get("item:1") is None
+    assert cache.get("user:1") == "auth record"
+    cache.close()

@@ -6,6 +6,7 @@ whatever one process writes or invalidates, the other's next read sees.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,3 +146,36 @@ def test_cluster_stats_are_the_sum_of_both_processes(pair: Pair) -> None:
         both = of_a[name]["process"] + of_b[name]["process"]
         assert of_b[name]["cluster"] == both, (name, of_a[name], of_b[name])
     assert of_b["hits"]["process"] < of_b["hits"]["cluster"]
+
+
+def _wait_for_redis_mode(api: Api, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stats(api)["mode"] != "redis":
+        assert time.monotonic() < deadline, "the process did not go back to Redis"
+        time.sleep(0.2)
+
+
+def test_while_redis_is_down_an_item_changed_through_one_process_is_fresh_on_the_other(
+    pair: Pair,
+) -> None:
+    """The scale drill's finding: in memory mode each process used to keep items and pages for
+    their TTL, so the other process served the version before a write for up to a minute."""
+    a, b, user = pair.a, pair.b, pair.user
+    item = create_item(a, user, "before the outage")
+    path = f"/api/v1/items/{item['id']}"
+    pair.redis.stop()
+    try:
+        for n in range(3):
+            assert _get(b, user, item["id"])[0] == 200  # read (and formerly kept) by B
+            list_items(b, user)
+            changed = a.request("PUT", path, json={"title": f"during {n}"}, headers=user.headers)
+            assert changed.status_code == 200, changed.text
+            assert _get(b, user, item["id"])[1]["title"] == f"during {n}"
+            assert list_items(b, user)["data"][0]["title"] == f"during {n}"
+        assert stats(b)["mode"] == "memory"
+        assert a.request("DELETE", path, headers=user.headers).status_code == 200
+        assert _get(b, user, item["id"])[0] == 404
+    finally:
+        pair.redis.start()
+        _wait_for_redis_mode(a)
+        _wait_for_redis_mode(b)
