@@ -190,6 +190,12 @@ def cmd_drill_outage(args: argparse.Namespace) -> int:
     return run(args.report, short=args.short, out=sys.stdout)
 
 
+def cmd_drill_scale(args: argparse.Namespace) -> int:
+    from drills.scale_drill import run
+
+    return run(args.report, short=args.short, out=sys.stdout)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     root.add_argument(
@@ -259,6 +265,16 @@ def parser() -> argparse.ArgumentParser:
         "--short", action="store_true", help="an 8 s freeze and 4 s refusal (the test suite's run)"
     )
     outage_drill.set_defaults(handler=cmd_drill_outage)
+    scale_drill = drills.add_parser(
+        "scale",
+        help="the scale-out drill: 3 instances, HAProxy, PgBouncer, one Redis; an instance and "
+        "Redis lost under load",
+    )
+    scale_drill.add_argument("--report", type=Path, required=True, help="where to write JSON")
+    scale_drill.add_argument(
+        "--short", action="store_true", help="brief phases (the test suite's run)"
+    )
+    scale_drill.set_defaults(handler=cmd_drill_scale)
     return root
 
 

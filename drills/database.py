@@ -7,6 +7,7 @@ database gets a fresh name and is dropped afterwards, connections and all.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,3 +86,49 @@ def items_by_title(url: str, titles: Sequence[str]) -> dict[str, int]:
             (list(titles),),
         ).fetchall()
     return dict(rows)
+
+
+class ConnectionSampler:
+    """How many server connections PostgreSQL has to one database, sampled from
+    ``pg_stat_activity`` every ``interval`` seconds in a thread (its own connection, to the
+    admin database, is not counted)."""
+
+    def __init__(self, database: str, interval: float = 0.1) -> None:
+        self.database = database
+        self.interval = interval
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def peak(self) -> int:
+        return max(self.samples, default=0)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _sample(self) -> None:
+        import psycopg
+
+        with psycopg.connect(libpq_url(PG_ADMIN_URL), autocommit=True) as connection:
+            while not self._stop.is_set():
+                row = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                    (self.database,),
+                ).fetchone()
+                self.samples.append(int(row[0]) if row else 0)
+                self._stop.wait(self.interval)
+
+
+def item_rows(url: str) -> dict[str, tuple[str, str | None]]:
+    """Every item in the database: id -> (title, description)."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        rows = connection.execute("SELECT id::text, title, description FROM items").fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}

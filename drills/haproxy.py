@@ -2,7 +2,10 @@
 
 One frontend per backend, each on a free loopback port; servers are health-checked on
 ``/healthz``; a request that could not connect is retried on another server (``redispatch``),
-never one a server may have begun to process. The runtime API (an admin socket) switches
+and so is a GET, HEAD or PUT whose server closed the connection without an answer (it died):
+those are idempotent: sent again, they leave the same state. A POST or DELETE is
+never sent again once a server may have begun to process it (a repeated DELETE would answer
+404 for the change the first one made). The runtime API (an admin socket) switches
 servers in and out of rotation without a reload: requests in flight finish where they are, and
 each later request, even on a kept-alive client connection, goes to a server in rotation.
 """
@@ -69,7 +72,8 @@ def config(backends: Iterable[Backend], ports: dict[str, int], socket_path: Path
         "    timeout http-keep-alive 10s",
         "    timeout check 2s",
         "    retries 3",
-        "    option redispatch",
+        "    retry-on conn-failure empty-response",
+        "    option redispatch 1",  # every retry goes to another server
         "    option httpchk",
         "    http-check send meth GET uri /healthz",
         "    http-check expect status 200",
@@ -82,6 +86,8 @@ def config(backends: Iterable[Backend], ports: dict[str, int], socket_path: Path
             f"    default_backend {backend.name}",
             f"backend {backend.name}",
             "    balance roundrobin",
+            "    http-request disable-l7-retry if !METH_GET !METH_PUT",  # METH_GET: GET, HEAD
+            "    http-after-response set-header X-Served-By %s",  # which server answered
         ]
         for server in backend.servers:
             disabled = "" if server.enabled else " disabled"

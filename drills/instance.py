@@ -85,6 +85,21 @@ class ServeInstance:
             self._process.close()
             self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL, as when an instance's host is lost: nothing in flight finishes or closes."""
+        if self._process is not None:
+            self._process.process.kill()
+            self._process.close()
+            self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.process.pid if self._process is not None else None
+
+    def output(self) -> str:
+        """What the running instance has logged so far."""
+        return self._process.output() if self._process is not None else ""
+
     def restart(self, build: Path, settings: Mapping[str, str]) -> None:
         self.stop()
         self.start(build, settings)
