@@ -34,15 +34,12 @@ from devhost.runtime import FunctionsRuntime
 from devhost.settings import apply_local_settings
 from devhost.timeouts import FunctionTimeouts
 from devhost.timers import TimerScheduler
+from devhost.workers import LISTEN_FD_VARIABLE, WorkerRole, process_count, serve_with_processes
 
 logger = logging.getLogger("devhost")
 
 # How long in-flight requests, then running timer functions, may take to finish at shutdown.
 GRACE_SECONDS = 5
-
-
-# The listening socket a restarted devhost inherits from the process it replaced.
-LISTEN_FD_VARIABLE = "DEVHOST_LISTEN_FD"
 
 
 class _Server(uvicorn.Server):
@@ -159,12 +156,17 @@ def serve(
     (default ``function_app.py``) from it. Other paths are relative to the current directory.
     """
     _configure_logging()
-    inherited = os.environ.pop(LISTEN_FD_VARIABLE, None)  # a restart's, not for the app's eyes
+    # A restart's or the host's socket, and this worker's role: not for the app's eyes.
+    inherited = os.environ.pop(LISTEN_FD_VARIABLE, None)
+    worker = WorkerRole.from_environment()
     app_path = Path(app_dir).resolve()
     runtime = FunctionsRuntime(host)
     try:
         # Settings go into the environment first: the app reads them at import.
         apply_local_settings(Path(settings_file))
+        count = process_count()
+        if worker is None and count > 1:
+            return serve_with_processes(count, host, port, _display_host(host), GRACE_SECONDS)
         _configure_runtime_logging()
         host_config = read_host_json(Path(host_json))
         route_prefix = host_config.route_prefix
@@ -179,17 +181,23 @@ def serve(
         return 1
 
     timeouts = FunctionTimeouts(host_config.function_timeout)
-    scheduler = TimerScheduler(functions, runtime, timeouts)
+    # With several worker processes the host schedules each timer once: in worker 0.
+    timers = functions if worker is None or worker.runs_timers else []
+    scheduler = TimerScheduler(timers, runtime, timeouts)
     app = FunctionsApp(router, runtime, scheduler, timeouts, GRACE_SECONDS)
 
     def announce(bound_port: int) -> None:
         base_url = f"http://{_display_host(host)}:{bound_port}"
-        print(render_functions(functions, base_url, route_prefix), flush=True)
-        print(runtime_line(runtime), flush=True)
-        logger.info("Thread pool: %s worker thread(s)", runtime.thread_count)
+        if worker is None or worker.index == 0:
+            print(render_functions(functions, base_url, route_prefix), flush=True)
+            print(runtime_line(runtime), flush=True)
+            logger.info("Thread pool: %s worker thread(s)", runtime.thread_count)
         if inherited is not None:
             logger.info("Worker process started and initialized.")
-        print(f"Host started on {base_url}", flush=True)
+        if worker is None:
+            print(f"Host started on {base_url}", flush=True)
+        else:  # the host announces itself once every worker has
+            worker.announce_ready()
 
     server = _server(app, host, port, announce)
     timeouts.on_restart = server.restart_worker
@@ -199,13 +207,15 @@ def serve(
     except SystemExit as exc:  # uvicorn exits this way when it cannot bind the port
         return exc.code if isinstance(exc.code, int) else 1
     if server.restart_with is not None:
-        _execute_again(server.restart_with)
+        _execute_again(server.restart_with, worker)
     return 0
 
 
-def _execute_again(listening: int) -> None:
+def _execute_again(listening: int, worker: WorkerRole | None) -> None:
     """Replace this process with a fresh devhost on the same command line and socket."""
     os.environ[LISTEN_FD_VARIABLE] = str(listening)
+    if worker is not None:
+        worker.keep_for_restart()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606

@@ -52,6 +52,11 @@ param smtpUser string = ''
 param emailsFromEmail string = ''
 
 param dbPoolSize string = '5'
+@description('''Worker processes per instance (FUNCTIONS_WORKER_PROCESS_COUNT, 1 to 10). Each is
+one Python interpreter, so one GIL: keep 1 on EP1 (1 vCPU), raise it to the vCPU count on EP2 (2)
+or EP3 (4). Every process has its own connection pool: PostgreSQL (here through PgBouncer) sees
+up to (DB_POOL_SIZE + DB_MAX_OVERFLOW) x processes x instances client connections.''')
+param workerProcessCount string = '1'
 param dbMaxOverflow string = '5'
 param dbPoolTimeout string = '5'
 param dbConnectTimeout string = '5'
@@ -164,6 +169,7 @@ var baseAppSettings = [
   { name: 'ENVIRONMENT', value: 'production' }
   { name: 'DB_ENTRA_AUTH', value: 'true' }
   { name: 'DB_PGBOUNCER', value: 'true' }
+  { name: 'FUNCTIONS_WORKER_PROCESS_COUNT', value: workerProcessCount }
   { name: 'DB_POOL_SIZE', value: dbPoolSize }
   { name: 'DB_MAX_OVERFLOW', value: dbMaxOverflow }
   { name: 'DB_POOL_TIMEOUT', value: dbPoolTimeout }

@@ -245,3 +245,8 @@ def unresolved_timer(timer: func.TimerRequest) -> None:
 @app.timer_trigger(schedule="* * * * * *", arg_name="timer")
 def disabled_timer(timer: func.TimerRequest) -> None:
     logger.warning("disabled timer ran")
+
+
+@app.route(route="worker-pid")
+def worker_pid(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({"pid": os.getpid()}), mimetype="application/json")
