@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared.cause_log import CauseLog
 from shared.errors import HTTPError
 from shared.http import ApiRequest, Reply, Router
 from shared.lazy import lazy_import
@@ -22,6 +23,8 @@ else:
     throttle = lazy_import("shared.throttle")
 
 logger = logging.getLogger(__name__)
+# A flood of refused requests writes a line a minute, not one each.
+limit_log = CauseLog(logger, level=logging.WARNING)
 
 bp = func.Blueprint()
 router = Router(bp, tag="login")
@@ -69,7 +72,7 @@ def recover_password(req: ApiRequest) -> schemas.Message:
     user = crud.get_user_by_email(req.db, address)
     recipient = throttle.account(user.id if user else None, address)
     if not throttle.recovery_mail_allowed(req.settings, recipient, req.client_address):
-        logger.warning("Password recovery limit reached; no mail sent")
+        limit_log.report("Password recovery limit reached", "no mail sent")
         return schemas.Message(message=RECOVERY_SENT)
     # An account without a password signs in through Entra ID: its address came from a claim
     # nobody verified, so a reset link must not turn that mailbox into a way into it.

@@ -26,15 +26,18 @@ class CauseLog:
         logger: logging.Logger,
         interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        level: int = logging.ERROR,
     ) -> None:
         self._logger = logger
+        self._level = level
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
         self._causes: dict[str, _Cause] = {}
 
-    def error(self, cause: str, detail: str) -> None:
-        """``<cause>: <detail>`` at ERROR, unless this cause was logged within the interval."""
+    def report(self, cause: str, detail: str) -> None:
+        """``<cause>: <detail>`` at the log's level, unless this cause was logged within the
+        interval."""
         now = self._clock()
         with self._lock:
             seen = self._causes.get(cause)
@@ -44,11 +47,12 @@ class CauseLog:
             unlogged = seen.unlogged if seen is not None else 0
             self._causes[cause] = _Cause(logged_at=now)
         if unlogged:
-            self._logger.error(
+            self._logger.log(
+                self._level,
                 "%s: %s (and %d more since the last report of this cause)",
                 cause,
                 detail,
                 unlogged,
             )
         else:
-            self._logger.error("%s: %s", cause, detail)
+            self._logger.log(self._level, "%s: %s", cause, detail)

@@ -502,7 +502,9 @@ def _failure(spec: RouteSpec, exc: Exception, invocation_id: str) -> func.HttpRe
         logger.exception("Unhandled error in %s (invocation %s)", spec.name, invocation_id)
         return error_response(500, "Internal Server Error")
     reason, retry_after = unavailable
-    unavailable_log.error(reason, f"{type(exc).__name__} ({spec.name}, invocation {invocation_id})")
+    unavailable_log.report(
+        reason, f"{type(exc).__name__} ({spec.name}, invocation {invocation_id})"
+    )
     return error_response(503, UNAVAILABLE, {"Retry-After": retry_after})
 
 
@@ -520,7 +522,7 @@ def _close(spec: RouteSpec, req: ApiRequest) -> None:
         req.close()
     except Exception as exc:
         reason = _database_unavailable(exc) or "database session close failed"
-        unavailable_log.error(
+        unavailable_log.report(
             reason, f"{type(exc).__name__} closing ({spec.name}, invocation {req.invocation_id})"
         )
 

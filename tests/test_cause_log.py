@@ -18,13 +18,13 @@ def test_each_cause_is_logged_once_per_interval_with_the_count_of_the_rest(caplo
     log = CauseLog(logging.getLogger("cause-test"), interval=60, clock=clock)
     with caplog.at_level(logging.ERROR, logger="cause-test"):
         for n in range(50):
-            log.error("database unavailable", f"OperationalError (request {n})")
-        log.error("connection pool exhausted", "TimeoutError (request 50)")
+            log.report("database unavailable", f"OperationalError (request {n})")
+        log.report("connection pool exhausted", "TimeoutError (request 50)")
         clock.now += 59
-        log.error("database unavailable", "OperationalError (request 51)")
+        log.report("database unavailable", "OperationalError (request 51)")
         clock.now += 2
-        log.error("database unavailable", "OperationalError (request 52)")
-        log.error("database unavailable", "OperationalError (request 53)")
+        log.report("database unavailable", "OperationalError (request 52)")
+        log.report("database unavailable", "OperationalError (request 53)")
     assert caplog.messages == [
         "database unavailable: OperationalError (request 0)",
         "connection pool exhausted: TimeoutError (request 50)",

@@ -825,13 +825,14 @@ def test_the_production_openapi_lists_only_routes_that_are_served(pg_url):
         assert private.status_code == 404
 
 
-def test_recovery_addresses_stay_out_of_the_logs(pair):
+def test_recovery_limits_log_a_line_a_minute_and_never_the_address(pair):
     address = f"secret-person-{uuid.uuid4().hex[:6]}@example.com"
     since = len(pair.server_a.output())
-    for _ in range(5):  # up to and past the per-address limit, which logs
+    for _ in range(30):  # far past the per-address limit, which logs
         assert pair.a.request("POST", f"/api/v1/password-recovery/{address}").status_code == 200
     log = pair.server_a.output()[since:]
-    assert "Password recovery limit reached" in log
+    assert "Password recovery limit reached" in pair.server_a.output()  # here or earlier
+    assert log.count("Password recovery limit reached") <= 1
     assert "secret-person" not in log
 
 
