@@ -36,6 +36,7 @@ must be installed (``.venv/bin/pip install py-spy``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -108,13 +109,34 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        """The server's process and its descendants (the worker processes, with
+        FUNCTIONS_WORKER_PROCESS_COUNT above 1)."""
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    children.setdefault(parent, []).append(int(entry.name))
+        found, queue = [], [self.process.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            queue.extend(children.get(pid, ()))
+        return found
+
+    def ticks(self) -> int:
+        """utime + stime of the server's processes, in clock ticks."""
+        return sum(process_ticks(pid) for pid in self.pids())
+
     def status(self) -> dict[str, int]:
-        """VmRSS and VmHWM in kB, from /proc."""
-        figures = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in {"VmRSS", "VmHWM"}:
-                figures[name] = int(value.split()[0])
+        """VmRSS and VmHWM in kB, from /proc, summed over the server's processes."""
+        figures = {"VmRSS": 0, "VmHWM": 0}
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in figures:
+                    figures[name] += int(value.split()[0])
         return figures
 
 
@@ -180,12 +202,12 @@ def machine_ticks() -> tuple[int, int]:
 @contextmanager
 def cpu_split(server: Server, into: dict[str, float]) -> Iterator[None]:
     """Share of the machine (all CPUs = 100 %) used by the app, wrk, PostgreSQL + Redis, others."""
-    app0, services0 = process_ticks(server.process.pid), service_ticks()
+    app0, services0 = server.ticks(), service_ticks()
     busy0, total0 = machine_ticks()
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     yield
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    app = process_ticks(server.process.pid) - app0
+    app = server.ticks() - app0
     services = service_ticks() - services0
     busy1, total1 = machine_ticks()
     total = total1 - total0
@@ -319,9 +341,9 @@ def settle(
     Up to one request per connection is still running when wrk stops (a login takes long): its
     CPU and its count go into ``cpu["app_ms_per_request"]``, not into the share columns.
     """
-    stopped = process_ticks(server.process.pid)
+    stopped = server.ticks()
     wait_until_idle(server)
-    tail_s = (process_ticks(server.process.pid) - stopped) / CLOCK_TICKS
+    tail_s = (server.ticks() - stopped) / CLOCK_TICKS
     found = re.search(r"^BENCH (\{.*\})$", result.stdout, re.MULTILINE)
     if found is None:
         raise RuntimeError(f"wrk gave no summary:\n{result.stdout}\n{result.stderr}")
@@ -521,10 +543,10 @@ def wait_for_quiet(limit: float) -> float:
 def wait_until_idle(server: Server, limit: float = 30) -> None:
     """Until the app has stopped using CPU (logins queued when wrk stopped have finished)."""
     deadline = time.monotonic() + limit
-    before = process_ticks(server.process.pid)
+    before = server.ticks()
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = process_ticks(server.process.pid)
+        now = server.ticks()
         if now - before <= 1:
             return
         before = now

@@ -110,15 +110,19 @@ class Bench:
         status, _, content = messages.http_response(response.return_value)
         return status, content
 
-    def call(self, name: str, path: str, headers: dict[str, str]) -> Any:
-        """The function's own call: its response, or for an async function its coroutine."""
+    def arguments(self, name: str, path: str, headers: dict[str, str]) -> tuple[Any, Any]:
+        """The request and context the runtime passes to the function for this request."""
         request = func.HttpRequest("GET", BASE + path, headers=headers, body=b"")
         protos = self.runtime.protos
         invocation = protos.InvocationRequest(
             invocation_id=str(uuid.uuid4()),
             trace_context=protos.RpcTraceContext(trace_parent=messages.new_trace_parent()),
         )
-        return self.handlers[name](request, get_context(invocation, name, str(ROOT)))
+        return request, get_context(invocation, name, str(ROOT))
+
+    def call(self, name: str, path: str, headers: dict[str, str]) -> Any:
+        """The function's own call: its response, or for an async function its coroutine."""
+        return self.handlers[name](*self.arguments(name, path, headers))
 
     def direct(self, name: str, path: str, headers: dict[str, str]) -> int:
         return int(self.call(name, path, headers).status_code)

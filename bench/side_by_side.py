@@ -39,6 +39,9 @@ process's RSS at the end; the argon2 parameters read from each app's stored hash
 Run from the repository root (needs PostgreSQL, Redis and wrk; about 6 minutes):
 
     .venv/bin/python -m bench.side_by_side --template-dir /tmp/fastapi-template [--rounds 2]
+
+``--worker-processes N`` serves Stratus with ``FUNCTIONS_WORKER_PROCESS_COUNT=N`` (devhost then
+runs N worker processes; the app's CPU and memory are summed over them).
 """
 
 from __future__ import annotations
@@ -276,11 +279,19 @@ def main() -> None:
         action="store_false",
         help="do not also run the template without uvicorn's access log",
     )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="FUNCTIONS_WORKER_PROCESS_COUNT for Stratus (the template keeps one process)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     if not 1 <= args.rounds <= 10 or not 1 <= args.attempts <= 5:
         raise SystemExit("--rounds must be 1..10 and --attempts 1..5")
+    if not 1 <= args.worker_processes <= 10:
+        raise SystemExit("--worker-processes must be 1..10")
     template = Template.find(args.template_dir)
 
     started = time.monotonic()
@@ -293,6 +304,7 @@ def main() -> None:
         migrate(stratus_db)
         stratus_env = app_env(stratus_db, REDIS_URL, CACHE_PREFIX=f"stratus-sbs-{bench_id}")
         stratus_env["APP_VERSION"] = "bench"
+        stratus_env["FUNCTIONS_WORKER_PROCESS_COUNT"] = str(args.worker_processes)
         stack.callback(clear_namespace, stratus_env["CACHE_PREFIX"])
         create_superuser(stratus_env)
         template_env = template.env(template_db, secrets.token_urlsafe(32))
@@ -302,6 +314,7 @@ def main() -> None:
         servers[STRATUS] = start_server(STRATUS, stratus_env, settings)
         stack.callback(stop_server, servers[STRATUS])
         outcome.commands[STRATUS] = (
+            f"FUNCTIONS_WORKER_PROCESS_COUNT={args.worker_processes} "
             f"{shown_python()} manage.py --settings <absent file> serve --port $PORT"
             "  (cwd: the repository root)"
         )
@@ -386,7 +399,10 @@ def report(outcome: Outcome, args: argparse.Namespace, template: Template) -> No
     )
     print(f"template ({template.backend}): {outcome.template_versions}")
     print()
-    print("App processes (one process each; seeded over HTTP: the same user and 20 items):")
+    print(
+        f"App processes ({STRATUS}: {args.worker_processes} worker process(es), the template "
+        "one; seeded over HTTP: the same user and 20 items):"
+    )
     for label, command in outcome.commands.items():
         print(f"  {label}: {command}")
     print(
@@ -460,7 +476,10 @@ def report(outcome: Outcome, args: argparse.Namespace, template: Template) -> No
                 f"| {latency} | {ratios}"
             )
     print()
-    print("Process memory at the end (MB, /proc/<pid>/status, after queued work finished):")
+    print(
+        "Process memory at the end (MB, /proc/<pid>/status summed over an app's processes, "
+        "after queued work finished):"
+    )
     rss = {label: figures["VmRSS"] / 1024 for label, figures in outcome.final_rss.items()}
     for label, figures in outcome.final_rss.items():
         ratio = (
