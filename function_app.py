@@ -6,7 +6,7 @@ SQLAlchemy, pydantic, the cache and telemetry on first use.
 
 import azure.functions as func
 
-from blueprints import cache_admin, health, items, login, maintenance, users, utils
+from blueprints import cache_admin, docs, health, items, login, maintenance, users, utils
 from shared.config import get_settings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -19,6 +19,7 @@ for blueprint in (
     utils.bp,
     cache_admin.bp,
     maintenance.bp,
+    docs.bp,
 ):
     app.register_functions(blueprint)
 

@@ -61,6 +61,9 @@ param corsOrigins string = ''
 @description('Frontend base URL used in password-recovery emails (FRONTEND_HOST).')
 param frontendHost string = ''
 
+@description('Swagger UI at /docs and ReDoc at /redoc (API_DOCS_ENABLED); docs/runbook.md says when to turn them off.')
+param apiDocsEnabled string = 'true'
+
 param smtpHost string = ''
 param smtpPort string = '587'
 param smtpUser string = ''
@@ -208,6 +211,7 @@ module functionApp 'modules/functionapp.bicep' = {
     apiAdminRole: apiAdminRole
     corsOrigins: corsOrigins
     frontendHost: frontendHost
+    apiDocsEnabled: apiDocsEnabled
     smtpHost: smtpHost
     smtpPort: smtpPort
     smtpUser: smtpUser

@@ -134,6 +134,7 @@ class Settings:
     applicationinsights_connection_string: str | None = None
     readiness_timeout_ms: int = 1000
     readiness_cache_ms: int = 1500
+    api_docs_enabled: bool = True
 
     errors: tuple[str, ...] = ()
 
@@ -488,6 +489,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         readiness_cache_ms=reader.integer(
             "READINESS_CACHE_MS", Settings.readiness_cache_ms, minimum=0, maximum=60_000
         ),
+        api_docs_enabled=reader.boolean("API_DOCS_ENABLED", Settings.api_docs_enabled),
     )
     errors = reader.errors
     if settings.db_entra_auth and settings.is_sqlite:

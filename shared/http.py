@@ -191,6 +191,7 @@ class RouteSpec:
     status_code: int
     errors: tuple[int, ...]
     requires_config: bool
+    in_schema: bool
 
 
 ROUTES: list[RouteSpec] = []
@@ -432,7 +433,8 @@ def _allowed_origin(origin: str | None, settings: Settings) -> str | None:
 
 def _apply_cors(response: func.HttpResponse, origin: str | None, settings: Settings) -> None:
     allowed = _allowed_origin(origin, settings)
-    response.headers["Vary"] = "Origin"
+    vary = response.headers.get("Vary")  # a response may vary on more (Accept-Encoding)
+    response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
     if allowed is None:
         return
     response.headers["Access-Control-Allow-Origin"] = allowed
@@ -633,6 +635,7 @@ class RouteOptions(TypedDict, total=False):
     errors: Iterable[int]
     requires_config: bool
     functions_route: str
+    include_in_schema: bool
 
 
 class Router:
@@ -695,6 +698,7 @@ def route(
     errors: Iterable[int] = (),
     requires_config: bool = True,
     functions_route: str | None = None,
+    include_in_schema: bool = True,
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
 
@@ -715,6 +719,8 @@ def route(
 
     ``redact`` names path parameters that carry an address or a token: telemetry records the
     route's template instead of the URL.
+
+    ``include_in_schema=False`` leaves the route out of the OpenAPI document (the docs pages).
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -747,6 +753,7 @@ def route(
             status_code=status_code,
             errors=tuple(errors),
             requires_config=requires_config,
+            in_schema=include_in_schema,
         )
         ROUTES.append(spec)
         methods = [spec.method]

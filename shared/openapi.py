@@ -141,12 +141,13 @@ def _operation(spec: RouteSpec, renamed: dict[str, str]) -> dict[str, Any]:
 
 
 def build_document(settings: Settings) -> dict[str, Any]:
+    routes = [spec for spec in ROUTES if spec.in_schema]
     names = {"ErrorMessage", "HTTPValidationError"}
-    for spec in ROUTES:
+    for spec in routes:
         names.update(n for n in (spec.body, spec.response) if n and n not in SCALARS)
     renamed, components = _component_names([_model(name) for name in sorted(names)])
     paths: dict[str, dict[str, Any]] = {}
-    for spec in ROUTES:
+    for spec in routes:
         paths.setdefault("/" + spec.path, {})[spec.method.lower()] = _operation(spec, renamed)
     return {
         "openapi": "3.1.0",

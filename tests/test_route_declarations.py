@@ -72,11 +72,12 @@ def test_every_route_of_the_app_follows_the_rule_or_says_why_not():
     """The app's exceptions to the derived values are the contract's own names."""
     import function_app  # noqa: F401  (registers every route)
 
+    documented = [spec for spec in ROUTES if spec.in_schema]  # not the docs pages
     exceptions = {
         spec.name: (spec.operation_id, spec.summary)
-        for spec in ROUTES
-        if spec.operation_id != f"{spec.tags[0]}-{spec.name}"
-        or spec.summary != spec.name.replace("_", " ").title()
+        for spec in documented
+        if (spec.operation_id, spec.summary)
+        != (f"{spec.tags[0]}-{spec.name}", spec.name.replace("_", " ").title())
     }
     assert {"cache_stats", "send_test_email", "openapi_document"} <= exceptions.keys()
     # Only these may differ (the private route exists in development only).

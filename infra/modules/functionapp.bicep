@@ -65,6 +65,8 @@ param dbDeadlineSeconds string = '5'
 param jwtAccessTokenExpireMinutes string = '11520'
 param cachePrefix string = 'stratus'
 param readinessTimeoutMs string = '1000'
+@description('Swagger UI at /docs and ReDoc at /redoc (API_DOCS_ENABLED); docs/runbook.md says when to turn them off.')
+param apiDocsEnabled string = 'true'
 
 @description('NCRONTAB (six fields) of the redis_reconnect timer.')
 param redisReconnectSchedule string = '0 */1 * * * *'
@@ -189,6 +191,7 @@ var baseAppSettings = [
   { name: 'CACHE_TTL_DEFAULT', value: '300' }
   { name: 'CACHE_TTL_AUTH', value: '4' }
   { name: 'READINESS_TIMEOUT_MS', value: readinessTimeoutMs }
+  { name: 'API_DOCS_ENABLED', value: apiDocsEnabled }
   { name: 'REDIS_RECONNECT_SCHEDULE', value: redisReconnectSchedule }
 ]
 var entraAppSettings = empty(apiClientId) ? [] : [
