@@ -18,19 +18,20 @@ always and sends nothing.
 Counters live in Redis beside the cache namespace (a cache clear does not reset them), keyed by a
 digest of the account (its id, or the address for one that does not exist), never the address
 itself, and read and written by one Lua script per step, atomically, on Redis's clock. Without
-Redis (not configured, or down) they live in this process, bounded, so each instance throttles on
-its own meanwhile.
+Redis (not configured, or down) they live in this process, bounded (existing accounts' counts
+apart from the rest, which a flood can fill), so each instance throttles on its own meanwhile.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cachetools import TTLCache
 
@@ -99,21 +100,30 @@ class TooManyAttempts(HTTPError):
         super().__init__(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(seconds)})
 
 
-def account(user_id: uuid.UUID | None, address: str) -> str:
-    """Whom a password check or a recovery mail counts against: the account the address found,
-    so that every spelling the database matches to it (any case; an 'İ' that PostgreSQL lowers
-    to 'i' where Python does not) shares one count; else the address itself."""
-    return f"id:{user_id}" if user_id is not None else address.lower()
+class Subject(NamedTuple):
+    """Whom a password check or a recovery mail counts against (``account()``)."""
+
+    kind: str  # "account" (one that exists) or "address" (one that does not)
+    value: str
+
+
+def account(user_id: uuid.UUID | None, address: str) -> Subject:
+    """The account the address found, so that every spelling the database matches to it (any
+    case; an 'İ' that PostgreSQL lowers to 'i' where Python does not) shares one count; else
+    the address itself."""
+    if user_id is not None:
+        return Subject("account", str(user_id))
+    return Subject("address", address.lower())
 
 
 def guarded_password_check[T](
-    settings: Settings, account: str, client: str, check: Callable[[], T]
+    settings: Settings, account: Subject, client: str, check: Callable[[], T]
 ) -> T:
     """Run ``check`` (a password verification; truthy when right) under the limits;
     ``account`` comes from ``account()``."""
     if hash_slots().full:
         raise HashingBusy  # before any counting: a refusal under a flood costs next to nothing
-    keys = _key("account", account), _key("client", client)
+    keys = _key(account.kind, account.value), _key("client", client)
     frees = settings.login_throttle_account_failures, settings.login_throttle_address_failures
     wait = _counters.attempt(keys, frees, settings.login_throttle_max_delay_seconds * 1000)
     if wait:
@@ -128,11 +138,14 @@ def guarded_password_check[T](
     return result
 
 
-def recovery_mail_allowed(settings: Settings, account: str, client: str) -> bool:
+def recovery_mail_allowed(settings: Settings, account: Subject, client: str) -> bool:
     """Count one recovery request (``account`` from ``account()``); whether its mail may go."""
-    keys = _key("recovery-account", account), _key("recovery-client", client)
+    keys = _key(f"recovery-{account.kind}", account.value), _key("recovery-client", client)
     limits = settings.password_recovery_per_address, settings.password_recovery_per_client
     return _counters.count_in_window(keys, limits, RECOVERY_WINDOW_MS)
+
+
+_ACCOUNT_KEY = re.compile(r":(recovery-)?account:")
 
 
 def _key(kind: str, value: str) -> str:
@@ -140,12 +153,36 @@ def _key(kind: str, value: str) -> str:
     return get_cache().outside_namespace(f"throttle:{kind}:{digest}")
 
 
-class _Counters:
-    """The scripts above, run in Redis through the cache's breaker, or here in the process."""
+class _Store:
+    """The counters kept in this process: the existing accounts' apart from the rest, so that a
+    flood of made-up addresses or client addresses, each a new entry, cannot push a real
+    account's count out of the bounded store (and with it, its delay)."""
 
-    def __init__(self) -> None:
+    def __init__(self, maxsize: int) -> None:
+        ttl = MIN_MEMORY_MS / 1000
+        self._accounts: TTLCache[str, list[int]] = TTLCache(maxsize, ttl=ttl)
+        self._others: TTLCache[str, list[int]] = TTLCache(maxsize, ttl=ttl)
+
+    def _of(self, key: str) -> TTLCache[str, list[int]]:
+        return self._accounts if _ACCOUNT_KEY.search(key) else self._others
+
+    def get(self, key: str, default: tuple[int, int]) -> Sequence[int]:
+        return self._of(key).get(key, default)
+
+    def __setitem__(self, key: str, value: list[int]) -> None:
+        self._of(key)[key] = value
+
+    def pop(self, key: str) -> None:
+        self._of(key).pop(key, None)
+
+
+class _Counters:
+    """The scripts above, run in Redis through ``run`` (the cache's breaker), or here."""
+
+    def __init__(self, run: Callable[..., Any] | None = None, maxsize: int = LOCAL_MAXSIZE) -> None:
+        self._run = run or (lambda remote, local: get_cache().run(remote, local))
         self._lock = threading.Lock()
-        self._local: TTLCache[str, list[int]] = TTLCache(LOCAL_MAXSIZE, ttl=MIN_MEMORY_MS / 1000)
+        self._local = _Store(maxsize)
 
     def attempt(self, keys: tuple[str, ...], frees: tuple[int, ...], cap_ms: int) -> int:
         memory = max(MIN_MEMORY_MS, 2 * cap_ms)
@@ -170,7 +207,7 @@ class _Counters:
                     self._local[key] = [n + 1, now]
                 return 0
 
-        return get_cache().run(remote, local)
+        return int(self._run(remote, local))
 
     def give_back(self, keys: tuple[str, ...], *, forget: bool) -> None:
         def remote(client: Redis) -> None:
@@ -181,11 +218,11 @@ class _Counters:
                 for index, key in enumerate(keys):
                     n, last = self._local.get(key, (0, 0))
                     if (index == 0 and forget) or n <= 1:
-                        self._local.pop(key, None)
+                        self._local.pop(key)
                     else:
                         self._local[key] = [n - 1, last]
 
-        get_cache().run(remote, local)
+        self._run(remote, local)
 
     def count_in_window(self, keys: tuple[str, ...], limits: tuple[int, ...], window: int) -> bool:
         def remote(client: Redis) -> bool:
@@ -204,7 +241,7 @@ class _Counters:
                     allowed = allowed and n + 1 <= limit
             return allowed
 
-        return get_cache().run(remote, local)
+        return bool(self._run(remote, local))
 
 
 def _now_ms() -> int:
