@@ -63,6 +63,7 @@ import httpx
 import redis
 
 from bench.host_logs import QUIET_INVOCATION_LOGS
+from drills.cpu import machine_ticks, process_ticks
 from drills.load import access_token
 from tests.conftest import (
     REDIS_URL,
@@ -167,15 +168,6 @@ class Run:
         return self.figures[name] / 1000
 
 
-def process_ticks(pid: int) -> int:
-    """utime + stime of one process, in clock ticks (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
 def service_ticks() -> int:
     """CPU of every PostgreSQL and Redis process on the machine, in clock ticks."""
     total = 0
@@ -189,14 +181,6 @@ def service_ticks() -> int:
         if comm in SERVICES:
             total += process_ticks(int(entry.name))
     return total
-
-
-def machine_ticks() -> tuple[int, int]:
-    """Busy and total ticks of all CPUs, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
 
 
 @contextmanager

@@ -80,7 +80,6 @@ from bench.api_throughput import (
     cpu_split,
     hash_parameters,
     least_disturbed,
-    machine_ticks,
     postgres_version,
     seed,
     settle,
@@ -93,6 +92,7 @@ from bench.api_throughput import (
     wrk_command,
     wrk_env,
 )
+from drills.cpu import machine_ticks
 from drills.load import access_token
 from tests.conftest import (
     REDIS_URL,

@@ -107,6 +107,10 @@ class HAProxy:
         self.socket_path = self.dir / "admin.sock"
         self._process: LoggedProcess | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.process.pid if self._process is not None else None
+
     def url(self, backend: str) -> str:
         return f"http://{LOOPBACK}:{self.ports[backend]}"
 

@@ -64,6 +64,7 @@ class Call:
     status: int  # 0: no answer
     server: str  # which instance answered (HAProxy's X-Served-By), "" when none did
     ok: bool
+    retry_after: bool  # the answer carried Retry-After (shed load, to be tried again)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Stale:
 class FailedWrite:
     kind: str
     status: int
+    retry_after: bool
     at: float
     server: str
     item: str | None
@@ -262,11 +264,12 @@ class MixedLoad(Workers):
         try:
             response = http.request(method, path, json=body, data=form, headers=headers)
             status, server = response.status_code, response.headers.get("x-served-by", "")
+            retry_after = "retry-after" in response.headers
         except httpx.HTTPError as exc:
-            status, server = 0, ""
+            status, server, retry_after = 0, "", False
             with self._lock:
                 self.problems.append(f"{kind}: {type(exc).__name__}: {exc}")
-        call = Call(kind, started, time.time(), status, server, status in accept)
+        call = Call(kind, started, time.time(), status, server, status in accept, retry_after)
         with self._lock:
             self.calls.append(call)
         return (response if call.ok else None), call
@@ -280,6 +283,7 @@ class MixedLoad(Workers):
         failed = FailedWrite(
             call.kind,
             call.status,
+            call.retry_after,
             call.started,
             call.server,
             item.id if item else None,

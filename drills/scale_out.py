@@ -111,6 +111,12 @@ class ScaleOut:
         for name in list(self.instances)[:count]:
             self.haproxy.wait_for(BACKEND, name, {"UP"}, timeout=10)
 
+    def pids(self) -> list[int]:
+        """The processes of this topology's own: instances, HAProxy, Redis."""
+        found = [instance.pid for instance in self.instances.values()]
+        found += [self.haproxy.pid, self.redis.pid]
+        return [pid for pid in found if pid is not None]
+
     def memory_mb(self) -> dict[str, float]:
         """Each running instance's resident memory (VmRSS), in MB."""
         found = {}
