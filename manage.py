@@ -1,4 +1,5 @@
-"""Stratus operations CLI: serve, migrate, create-superuser, init-settings, smoke, release, drill.
+"""Stratus operations CLI: serve, migrate, create-superuser, init-settings, unthrottle, smoke,
+release, drill.
 
 Every command but ``smoke`` reads ``local.settings.json`` ``Values`` first (without overriding
 variables already set), as ``func start`` does, so local runs and CLI commands see the same
@@ -151,6 +152,31 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def cmd_unthrottle(args: argparse.Namespace) -> int:
+    problem = _settings_problem(args.settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    from shared import crud, schemas, throttle
+    from shared.db import session_scope
+
+    address = schemas.normalize_email(args.email)
+    with session_scope() as session:
+        user = crud.get_user_by_email(session, address)
+    if user is None:
+        print(f"No account has the address {address}", file=sys.stderr)
+        return EXIT_FAILED
+    if not throttle.release(throttle.account(user.id, user.email)):
+        print(
+            "Redis is not configured or not reachable: each instance counts failed sign-ins "
+            "in its own process; they end with the delay",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"Sign-in delay of {user.email} ended on every instance")
+    return EXIT_OK
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from devhost.errors import DevhostError
     from devhost.settings import apply_local_settings
@@ -223,6 +249,12 @@ def parser() -> argparse.ArgumentParser:
         "init-settings", help="create local.settings.json from the sample with fresh secrets"
     )
     init.set_defaults(handler=cmd_init_settings)
+
+    unthrottle = commands.add_parser(
+        "unthrottle", help="end an account's sign-in delay on every instance (via Redis)"
+    )
+    unthrottle.add_argument("email", help="the account's address")
+    unthrottle.set_defaults(handler=cmd_unthrottle)
 
     from scripts.smoke_test import add_arguments
 

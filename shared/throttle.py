@@ -148,6 +148,22 @@ def recovery_mail_allowed(settings: Settings, account: Subject, client: str) -> 
 _ACCOUNT_KEY = re.compile(r":(recovery-)?account:")
 
 
+def release(account: Subject) -> bool:
+    """Forget an account's failed password checks on every instance, ending its delay (an
+    operator's answer to a targeted lockout); False when Redis is not configured or not
+    reachable, since each instance then counts in its own process."""
+    cache = get_cache()
+    if not cache.reconnect():
+        return False
+    key = _key(account.kind, account.value)
+
+    def remote(client: Redis) -> bool:
+        client.delete(key)
+        return True
+
+    return bool(cache.run(remote, lambda: False))
+
+
 def _key(kind: str, value: str) -> str:
     digest = hashlib.sha256(value.encode()).hexdigest()[:32]
     return get_cache().outside_namespace(f"throttle:{kind}:{digest}")
