@@ -73,6 +73,23 @@ def test_the_admin_role_makes_a_superuser_and_losing_it_demotes(entra_api, tenan
     assert refused.status_code == 403
 
 
+def test_a_deactivated_entra_superuser_stays_out_whatever_its_token_says(entra_api, tenant):
+    """The runbook's way to cut off a superuser at once: its token's role cannot undo it."""
+    admin = tenant.token(roles=[ADMIN_ROLE])
+    account = _me(entra_api, admin).json()
+    assert account["is_superuser"] is True
+    deactivated = entra_api.request(
+        "PATCH",
+        f"/api/v1/users/{account['id']}",
+        json={"is_active": False},
+        headers=entra_api.admin.headers,
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    for _ in range(2):  # and a second request cannot have re-activated it either
+        refused = _me(entra_api, admin)
+        assert (refused.status_code, refused.json()) == (400, {"detail": "Inactive user"})
+
+
 def test_a_rotated_key_is_fetched_and_unknown_kids_cannot_force_fetches(entra_api, tenant):
     assert _me(entra_api, tenant.token()).status_code == 200
     time.sleep(COOLDOWN + 0.1)
