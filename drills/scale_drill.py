@@ -31,7 +31,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,7 +326,7 @@ def wait_back_on_redis(
 
 def document_of(
     load: MixedLoad,
-    rows: dict[str, tuple[str, str | None]],
+    rows: Mapping[str, tuple[str, str | None]],
     timeline: Timeline,
     faults: Faults,
     sampler: ConnectionSampler,
@@ -358,7 +358,7 @@ def document_of(
 
 
 def failed_writes(
-    failed: Sequence[FailedWrite], rows: dict[str, tuple[str, str | None]], faults: Faults
+    failed: Sequence[FailedWrite], rows: Mapping[str, tuple[str, str | None]], faults: Faults
 ) -> dict[str, Any]:
     """Each failed write and what the database shows it did; how many were in flight on the
     killed instance (sent to it, or unanswered, from a request's timeout before the kill until
@@ -395,7 +395,7 @@ def failed_writes(
     }
 
 
-def lost_writes(items: Sequence[Item], rows: dict[str, tuple[str, str | None]]) -> list[str]:
+def lost_writes(items: Sequence[Item], rows: Mapping[str, tuple[str, str | None]]) -> list[str]:
     """Items whose row is not what their last acknowledged write left (or, after a failed
     write, what that write would have left)."""
     lost = []
