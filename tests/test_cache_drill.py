@@ -280,8 +280,10 @@ def _reads(api: Api, reads: list[tuple[str, dict[str, str]]], count: int) -> Non
 
 def test_once_the_breaker_is_open_no_read_touches_redis(drill: Stack) -> None:
     """Every Redis call that fails is counted in ``errors``; with the breaker open, hundreds of
-    cached reads add none, so none waited on the frozen server. What a read costs then is
-    measured in bench/cache_fallback.py (the issue's 2 ms bound), not timed here."""
+    reads add none, so none waited on the frozen server. Each request's auth record comes from
+    the in-process store (a hit); item pages are read from the database (misses: they are never
+    kept in-process, another instance may change them). What a read costs then is measured in
+    bench/cache_fallback.py (the issue's 2 ms bound), not timed here."""
     api = drill.api
     user = api.new_user()
     for n in range(5):
@@ -300,7 +302,9 @@ def test_once_the_breaker_is_open_no_read_touches_redis(drill: Stack) -> None:
         _thaw(drill)
     assert after["mode"] == "memory", after
     moved = delta(before, after)
-    assert set(moved) == {"hits"} and moved["hits"] >= QUIET_REQUESTS, moved
+    assert set(moved) <= {"hits", "misses"}, moved  # no errors: nothing touched Redis
+    # Every request's auth record, but the few reloads its 2 s in-process bound costs.
+    assert moved["hits"] >= QUIET_REQUESTS * 0.9, moved
 
 
 # --- changes made while Redis is frozen ----------------------------------------------------
