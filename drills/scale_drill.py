@@ -81,17 +81,19 @@ FULL = Pace(30.0, 10.0, 20.0, 10.0, 25.0, wrk_seconds=10, pause=0.02)
 SHORT = Pace(3.0, 2.0, 3.0, 5.0, 5.0, wrk_seconds=1, pause=0.02)
 
 
+def missing_tools() -> list[str]:
+    """The Debian packages the drill needs that are not installed."""
+    found = {
+        "haproxy": haproxy_binary(),
+        "pgbouncer": pgbouncer_binary(),
+        "redis-server": redis_binary(),
+        "wrk": wrk.binary(),
+    }
+    return [name for name, path in found.items() if path is None]
+
+
 def run(report_path: Path, *, short: bool, out: TextIO) -> int:
-    missing = [
-        name
-        for name, found in (
-            ("haproxy", haproxy_binary()),
-            ("pgbouncer", pgbouncer_binary()),
-            ("redis-server", redis_binary()),
-            ("wrk", wrk.binary()),
-        )
-        if found is None
-    ]
+    missing = missing_tools()
     if missing:
         print(f"drill scale: not installed: {', '.join(missing)} (Debian packages)", file=out)
         return 2

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from drills.scale_drill import DEMOTION_GOAL_SECONDS, INSTANCES_POOL_TOTAL, KILLED
+from drills.scale_drill import (
+    DEMOTION_GOAL_SECONDS,
+    INSTANCES_POOL_TOTAL,
+    KILLED,
+    missing_tools,
+)
 from tests.support.drill_runs import short_drill
 from tests.support.services import postgres_unreachable, unavailable
 
@@ -18,6 +23,9 @@ pytestmark = [pytest.mark.postgres]
 
 
 def test_the_scale_drill_keeps_every_promise_of_issue_11(tmp_path: Path) -> None:
+    missing = missing_tools()
+    if missing:
+        unavailable(f"not installed: {', '.join(missing)} (Debian packages)")
     problem = postgres_unreachable()
     if problem:
         unavailable(problem)
