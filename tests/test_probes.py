@@ -207,7 +207,7 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
     from sqlalchemy import event
 
     from shared import config, db, readiness
-    from tests.support.worker_context import invocation_context
+    from tests.support.worker_context import app_functions, invocation_context
 
     for name, value in app_env(pg_url, None, READINESS_CACHE_MS="2000").items():
         monkeypatch.setenv(name, value)
@@ -215,13 +215,7 @@ def test_fifty_concurrent_readyz_cost_one_database_probe_per_cache_period(monkey
     readiness.get_probe.cache_clear()
     db.dispose_engine()
     try:
-        import function_app
-
-        function = next(
-            f.get_user_function()
-            for f in function_app.app.get_functions()
-            if f.get_function_name() == "readiness"
-        )
+        function = app_functions()["readiness"]
         probes: list[str] = []
         event.listen(
             db.get_engine(),

@@ -4,7 +4,6 @@ sends (the body the route wrapper encodes from the document, the same headers)."
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,25 +17,16 @@ from shared import cache, config, db, security
 from shared.http import dump_json
 from shared.schemas import UserPublic
 from tests.conftest import app_env
-from tests.support.worker_context import invocation_context
+from tests.support.worker_context import app_functions, invocation_context
 
 ME = ("read_user_me", "/api/v1/users/me")
 ITEMS = ("read_items", "/api/v1/items/")
 ITEM = ("read_item", "/api/v1/items/{id}")
 
 
-@functools.cache
-def _functions() -> dict[str, Any]:
-    import function_app  # indexed once per process, as the worker does
-
-    return {
-        str(f.get_function_name()): f.get_user_function() for f in function_app.app.get_functions()
-    }
-
-
 class InProcess:
     def __init__(self) -> None:
-        self.functions = _functions()
+        self.functions = app_functions()
         self.checkouts = self.sessions = 0
         event.listen(db.get_engine(), "checkout", self._checked_out)
         with db.session_scope() as session:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from azure_functions_runtime.bindings.context import get_context
@@ -18,3 +20,15 @@ def invocation_context(function_name: str, trace_parent: str = "") -> Any:
         trace_context=protos.RpcTraceContext(trace_parent=trace_parent),
     )
     return get_context(request, function_name, ".")
+
+
+@functools.cache
+def app_functions() -> dict[str, Callable[..., Any]]:
+    """The app's functions by name, indexed once per process as the worker indexes once: the
+    FunctionApp builds its functions again on each ``get_functions()`` and then refuses the
+    names it built the first time ("does not have a unique function name")."""
+    import function_app
+
+    return {
+        str(f.get_function_name()): f.get_user_function() for f in function_app.app.get_functions()
+    }
