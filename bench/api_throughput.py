@@ -297,9 +297,15 @@ def cache_counts(server: Server, admin: str) -> dict[str, int]:
 
 
 def wrk_command(
-    server: Server, path: str, script: str, seconds: float, token: str | None
+    server: Server,
+    path: str,
+    script: str,
+    seconds: float,
+    token: str | None,
+    connections: int = CONNECTIONS,
 ) -> list[str]:
-    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency"]
+    threads = min(THREADS, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     if script == "login.lua":
         command += ["--timeout", LOGIN_TIMEOUT]
     command += ["-s", str(WRK_DIR / script)]
