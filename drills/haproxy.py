@@ -86,6 +86,9 @@ def config(backends: Iterable[Backend], ports: dict[str, int], socket_path: Path
             f"    default_backend {backend.name}",
             f"backend {backend.name}",
             "    balance roundrobin",
+            # The whole request is read before the rules run: without it a PUT's body may still
+            # be on its way when they do, and it is then never re-sent.
+            "    option http-buffer-request",
             "    http-request disable-l7-retry if !METH_GET !METH_PUT",  # METH_GET: GET, HEAD
             "    http-after-response set-header X-Served-By %s",  # which server answered
         ]
