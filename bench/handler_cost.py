@@ -7,11 +7,11 @@ Each block's requests and contexts are built before its clock starts, as the run
 before it calls a function: what is timed is the function, the app's own cost. The routes:
 ``GET /api/v1/users/me`` and ``GET /api/v1/items/`` (the bench user owns 20 items). Beside them,
 on the same thread, the floor every cached read pays: a raw redis-py ``GET`` of a 1 KB JSON
-document and ``json.loads`` of it. Routes and the raw GET alternate in blocks of ``--calls``
-sequential calls; each route is reported as a ratio to the raw GET of the same run: the median
-of ``--blocks`` blocks, the least disturbed block (on a shared machine the others also wait for
-a CPU), and the median of the calling thread's CPU time, which no wait adds to. Run from the
-repository root (needs PostgreSQL and Redis):
+document and ``json.loads`` of it. The raw GET and the routes take turns call by call (``--calls``
+rounds per block), so that a busy moment of a shared machine falls on all of them alike; each
+route is reported as a ratio to the raw GET of the same run: the median of ``--blocks`` blocks'
+means, the least disturbed block, and the median of the calling thread's CPU time, which no
+wait adds to. Run from the repository root (needs PostgreSQL and Redis):
 
     .venv/bin/python -m bench.handler_cost [--blocks 15] [--calls 300]
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -28,8 +29,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import azure_functions_runtime
 import redis
@@ -49,33 +49,36 @@ RAW = "raw GET 1 KB + json.loads"
 Costs = tuple[float, float]  # µs per call: wall clock, and the calling thread's CPU time
 
 
-def timed(calls: Iterable[Callable[[], object]]) -> Costs:
-    """Wall-clock and thread CPU µs per call of ``calls``."""
-    pending = list(calls)
-    wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
-    for call in pending:
-        call()
-    cpu, wall = time.thread_time_ns() - cpu, time.perf_counter_ns() - wall
-    return wall / len(pending) / 1e3, cpu / len(pending) / 1e3
-
-
-def raw_gets(client: redis.Redis, key: str, calls: int) -> Costs:
+def raw_get(client: redis.Redis, key: str) -> Callable[[], object]:
     def call() -> object:
         raw = client.get(key)
         assert raw is not None
         return json.loads(raw)
 
-    return timed([call] * calls)
+    return call
 
 
-def function_calls(bench: Bench, name: str, path: str, auth: dict[str, str], calls: int) -> Costs:
-    """The registered function's cost, its arguments built beforehand."""
-    function = bench.handlers[name]
-
-    def call(request: Any, context: Any) -> Callable[[], object]:
-        return lambda: function(request, context)
-
-    return timed([call(*bench.arguments(name, path, auth)) for _ in range(calls)])
+def block(
+    bench: Bench, raw: Callable[[], object], auth: dict[str, str], calls: int
+) -> dict[str, Costs]:
+    """One block: ``calls`` rounds, each calling the raw GET and every route once, in turn, so
+    that whatever else the machine does at a moment falls on all of them alike. The functions'
+    arguments are built before the block starts."""
+    cases: dict[str, list[Callable[[], object]]] = {RAW: [raw] * calls}
+    for name, path in ROUTES:
+        function = bench.handlers[name]
+        cases[path] = [
+            functools.partial(function, *bench.arguments(name, path, auth)) for _ in range(calls)
+        ]
+    wall = dict.fromkeys(cases, 0)
+    cpu = dict.fromkeys(cases, 0)
+    for number in range(calls):
+        for label, calls_of_case in cases.items():
+            started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            calls_of_case[number]()
+            cpu[label] += time.thread_time_ns() - started_cpu
+            wall[label] += time.perf_counter_ns() - started
+    return {label: (wall[label] / calls / 1e3, cpu[label] / calls / 1e3) for label in cases}
 
 
 async def measure(blocks: int, calls: int, prefix: str) -> dict[str, list[Costs]]:
@@ -98,14 +101,12 @@ async def measure(blocks: int, calls: int, prefix: str) -> dict[str, list[Costs]
         response = bench.call(name, path, auth)
         assert response.status_code == 200, response.get_body()
     results: dict[str, list[Costs]] = {RAW: [], **{path: [] for _, path in ROUTES}}
-    for block in range(blocks + 1):  # block 0 warms up and is not counted
-        costs = await loop.run_in_executor(pool, raw_gets, client, key, calls)
-        if block:
-            results[RAW].append(costs)
-        for name, path in ROUTES:
-            costs = await loop.run_in_executor(pool, function_calls, bench, name, path, auth, calls)
-            if block:
-                results[path].append(costs)
+    raw = raw_get(client, key)
+    for number in range(blocks + 1):  # block 0 warms up and is not counted
+        costs = await loop.run_in_executor(pool, block, bench, raw, auth, calls)
+        if number:
+            for label, found in costs.items():
+                results[label].append(found)
     client.close()
     runtime.stop()
     return results
