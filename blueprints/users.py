@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.errors import HTTPError
-from shared.http import ApiRequest, Router
+from shared.http import ApiRequest, EncodedJson, Router
 from shared.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -67,9 +67,9 @@ def create_user(req: ApiRequest) -> schemas.UserPublic:
 
 
 @router.get("api/v1/users/me", auth="user", response="UserPublic")
-def read_user_me(req: ApiRequest) -> schemas.UserPublic:
+def read_user_me(req: ApiRequest) -> EncodedJson:
     """Get current user."""
-    return req.user.public()
+    return EncodedJson(req.user.public_json)
 
 
 @router.delete("api/v1/users/me", auth="user", response="Message")

@@ -237,6 +237,16 @@ class Cache:
         if self._later is not None:
             self._later.schedule(keys)
 
+    def get_decoded(self, key: str, decode: Callable[[bytes], T], default: Any = None) -> Any:
+        """The value at ``key`` as ``decode`` reads its stored bytes, else ``default``.
+
+        ``decode`` gets the bytes exactly as ``set`` stored them, so a caller may remember
+        what it made of them (an immutable record, say) and skip decoding the same bytes again;
+        a ValueError or TypeError from it makes the value a miss (counted as invalid).
+        """
+        value = self._lookup(key, decode=decode)
+        return default if value is _MISSING else value
+
     def get_or_set(
         self,
         key: str,
@@ -502,7 +512,9 @@ class Cache:
 
     # Redis and the local store
 
-    def _lookup(self, key: str, *, count: bool = True) -> Any:
+    def _lookup(
+        self, key: str, *, count: bool = True, decode: Callable[[bytes], Any] | None = None
+    ) -> Any:
         raw = self._call(
             lambda client: client.get(self._prefix + key), lambda: self._local_get(key)
         )
@@ -511,7 +523,7 @@ class Cache:
                 self._count("misses")
             return _MISSING
         try:
-            value = _decode(raw)
+            value = _decode(raw) if decode is None else decode(_bytes(raw))
         except (ValueError, TypeError, RecursionError):
             if count and self._count("misses", "invalid") == 1:
                 logger.warning("A cached value is not valid JSON; such values are misses")
@@ -749,11 +761,20 @@ def _untag(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def decode(raw: bytes) -> Any:
+    """A value as ``set`` encodes it (for ``get_decoded``'s callers)."""
+    return _decode(raw)
+
+
 def _decode(raw: bytes | str) -> Any:
     data = raw if isinstance(raw, bytes) else raw.encode()
     if _TAG_MARKER in data:
         return json.loads(data, object_hook=_untag)
     return json.loads(data)
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _text(value: bytes | str) -> str:

@@ -36,16 +36,17 @@ second eviction removes it, instead of the stale record living for its whole TTL
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, cast
 
 from sqlalchemy.orm import Session
 
 from shared import crud
-from shared.cache import get_cache
+from shared.cache import decode, get_cache
 from shared.config import get_settings
 from shared.entra import EntraIdentity
 from shared.models import Item, User
@@ -92,6 +93,11 @@ class AuthUser:
     def public(self) -> UserPublic:
         return user_public(self)
 
+    @functools.cached_property
+    def public_json(self) -> bytes:
+        """``public()`` as its JSON response body: encoded once per record."""
+        return self.public().model_dump_json().encode()
+
 
 _AUTH_FIELDS = frozenset(field.name for field in dataclasses.fields(AuthUser))
 
@@ -123,20 +129,41 @@ def _scope(owner_id: uuid.UUID | None) -> str:
 
 def user(db: Callable[[], Session], user_id: uuid.UUID) -> AuthUser | None:
     """The user's record, cached; ``db`` opens the session only when the cache misses."""
-
-    def load() -> dict[str, Any] | None:
-        found = crud.get_user(db(), user_id)
-        return dataclasses.asdict(AuthUser.of(found)) if found else None
-
     cache = get_cache()
-    local_ttl = get_settings().cache_auth_local_seconds
     key = _user_key(user_id)
-    data = cache.get_or_set(key, load, tier=_AUTH_TIER, local_ttl=local_ttl)
-    if data is not None and set(data) != _AUTH_FIELDS:
-        # Written by a build without the token version (during a release): read it again.
-        data = load()
+    found = cache.get_decoded(key, _auth_record, default=_UNREAD)
+    if found is not _UNREAD and found is not _STALE:
+        return cast(AuthUser | None, found)
+    local_ttl = get_settings().cache_auth_local_seconds
+
+    def load_and_store() -> dict[str, Any] | None:
+        # A build without the token version wrote the record (during a release): read it again.
+        record = crud.get_user(db(), user_id)
+        data = dataclasses.asdict(AuthUser.of(record)) if record else None
         cache.set(key, data, tier=_AUTH_TIER, local_ttl=local_ttl)
+        return data
+
+    data = cache.load_once(key, load_and_store)
     return AuthUser(**data) if data is not None else None
+
+
+_UNREAD: Final = object()  # not in the cache
+_STALE: Final = object()  # in the cache, written by a build without the token version
+
+
+@functools.lru_cache(maxsize=4096)
+def _auth_record(raw: bytes) -> AuthUser | object | None:
+    """A stored user record, decoded once per process for the same bytes: the record is
+    immutable, so every request whose cache read returns these bytes shares it (a change to
+    the user stores other bytes). None: no such user."""
+    data = decode(raw)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("not a user record")
+    if data.keys() != _AUTH_FIELDS:
+        return _STALE
+    return AuthUser(**data)
 
 
 def entra_user(session: Session, identity: EntraIdentity) -> AuthUser:

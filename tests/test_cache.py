@@ -528,3 +528,26 @@ def test_a_version_that_is_not_a_plain_token_is_refused(cache: Cache) -> None:
     for version in ("", 'a"b', "x" * 65, "a,b"):
         with pytest.raises(ValueError, match="version"):
             cache.set_versioned("v:{s}:page", version, b"[]")
+
+
+def test_get_decoded_hands_the_stored_bytes_to_the_decoder_and_counts_like_get(
+    cache: Cache,
+) -> None:
+    seen: list[bytes] = []
+
+    def decoder(raw: bytes) -> Any:
+        seen.append(raw)
+        value = json.loads(raw)
+        if value == "junk":
+            raise ValueError("not a record")
+        return value
+
+    cache.set("record", {"a": 1})
+    cache.set("junk", "junk")
+    assert cache.get_decoded("record", decoder) == {"a": 1}
+    assert seen == [b'{"a":1}']
+    assert cache.get_decoded("junk", decoder, default="missing") == "missing"
+    assert cache.get_decoded("absent", decoder, default="missing") == "missing"
+    stats = cache.stats()
+    assert (stats["hits"]["process"], stats["misses"]["process"]) == (1, 2)
+    assert stats["invalid"]["process"] == 1

@@ -127,3 +127,20 @@ def test_a_cached_response_is_byte_for_byte_the_response_of_a_miss(app: InProces
     assert b"\\u00fc" in body
     if name == "read_items":
         assert json.loads(body)["count"] == 20
+
+
+def test_a_changed_user_is_read_fresh_once_evicted_never_from_a_remembered_record(
+    app: InProcess,
+) -> None:
+    from shared import crud, reads
+
+    first = json.loads(app.get(*ME).get_body())
+    app.get(*ME)  # a hit: the record is remembered by its stored bytes
+    user_id = uuid.UUID(first["id"])
+    with db.session_scope() as session:
+        user = crud.get_user(session, user_id)
+        assert user is not None
+        crud.update_user(session, user, {"full_name": "Renamed Reader"})
+    reads.user_changed(user_id)
+    assert json.loads(app.get(*ME).get_body()) == {**first, "full_name": "Renamed Reader"}
+    assert json.loads(app.get(*ME).get_body())["full_name"] == "Renamed Reader"
