@@ -381,16 +381,18 @@ def failed_writes(
         each.append(
             {"kind": write.kind, "status": write.status, "server": write.server, "outcome": outcome}
         )
+    # Each failed write is counted once: a sign-in shed by the instance about to be killed is
+    # a shed sign-in, not one more write lost with it.
+    shed = [w.kind == "login" and w.status == 503 and bool(w.retry_after) for w in failed]
     return {
         "count": len(each),
         "while_instance_died": sum(
-            w.server in (KILLED, "")
+            not was_shed
+            and w.server in (KILLED, "")
             and faults.killed_at - REQUEST_TIMEOUT_SECONDS <= w.at <= faults.down_at + 1
-            for w in failed
+            for w, was_shed in zip(failed, shed, strict=True)
         ),
-        "sign_ins_shed": sum(
-            w.kind == "login" and w.status == 503 and w.retry_after for w in failed
-        ),
+        "sign_ins_shed": sum(shed),
         "applied": sum(e["outcome"] == "applied" for e in each),
         "not_applied": sum(e["outcome"] == "not applied" for e in each),
         "each": each,

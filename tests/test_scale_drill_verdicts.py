@@ -86,15 +86,23 @@ def test_each_failed_write_is_told_by_the_database_and_placed_around_the_kill() 
         FailedWrite("update", 502, False, 100.5, KILLED, "u", "title-u", "v5"),
         FailedWrite("delete", 0, False, 101.5, "", "d", "title-d", "deleted"),
         FailedWrite("login", 503, True, 130.0, "a", None, None, "sign-in"),
+        FailedWrite("login", 503, True, 100.2, KILLED, None, None, "sign-in"),
         FailedWrite("create", 500, False, 130.0, "a", None, "title-late", "title-late"),
     ]
     rows = {"x": ("title-new", "v0"), "u": ("title-u", "v4")}
     report = failed_writes(failed, rows, faults)
     outcomes = [write["outcome"] for write in report["each"]]
-    assert outcomes == ["applied", "not applied", "applied", "no data written", "not applied"]
-    assert report["while_instance_died"] == 3
-    assert report["sign_ins_shed"] == 1
-    assert report["count"] == 5  # the late 500 is neither: the drill's goal fails on it
+    assert outcomes == [
+        "applied",
+        "not applied",
+        "applied",
+        "no data written",
+        "no data written",
+        "not applied",
+    ]
+    assert report["while_instance_died"] == 3  # the sign-in the killed one shed is a shed one
+    assert report["sign_ins_shed"] == 2
+    assert report["count"] == 6  # the late 500 is neither: the drill's goal fails on it
 
 
 def test_percentiles_of_a_phase() -> None:
