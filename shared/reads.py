@@ -137,7 +137,7 @@ def user(db: Callable[[], Session], user_id: uuid.UUID) -> AuthUser | None:
     local_ttl = get_settings().cache_auth_local_seconds
 
     def load_and_store() -> dict[str, Any] | None:
-        # A build without the token version wrote the record (during a release): read it again.
+        # A miss, or a record a build without the token version wrote (during a release).
         record = crud.get_user(db(), user_id)
         data = dataclasses.asdict(AuthUser.of(record)) if record else None
         cache.set(key, data, tier=_AUTH_TIER, local_ttl=local_ttl)
