@@ -188,6 +188,12 @@ class Cache:
         self._count_lookups(hits, 2 - hits, invalid)
         return version, payload
 
+    def slot_of(self, key: str) -> str:
+        """A hash tag (``{...}``) that puts a key whose name contains it in ``key``'s Redis
+        Cluster slot, for ``get_versioned``: a key without braces is hashed by its whole
+        namespaced name, so the tag is that name."""
+        return "{" + self._prefix + key + "}"
+
     def set_versioned(
         self,
         key: str,

@@ -7,17 +7,18 @@ What is cached, under which key and tier:
   short so that a change to a user's rights holds on every instance within 5 s even when the
   instance that made it could not evict the record from Redis.
 - ``item:<id>``: one item (SHORT).
-- ``items:{<owner id|all>}:<skip>:<limit>``: a page of items as its response body, stored with
-  the generation it was read under (SHORT).
-- ``items:{<owner id|all>}:gen``: the generation of that owner's pages (DAILY).
+- ``items:{<prefix>:items:<owner id|all>:gen}:<skip>:<limit>``: a page of items as its
+  response body, stored with the generation it was read under (SHORT).
+- ``items:<owner id|all>:gen``: the generation of that owner's pages (DAILY), named as every
+  earlier build named it, so that during a release each build's writes reach the other's pages.
 
 A page is served only while the generation it was stored with is its scope's current one: a
 write deletes the generation key, which makes every page of that scope stale at once (no SCAN
 on the write path), and a reader that loaded a page before the write committed stores it with
 the old, already abandoned generation, so it can never be served after the write. Writes evict
 after they commit. A page read fetches the generation and the page in one round trip
-(``Cache.get_versioned``); the ``{...}`` hash tag keeps both keys of a scope in one Redis
-Cluster slot, as a multi-key read requires.
+(``Cache.get_versioned``); the page's ``{...}`` hash tag, the generation key's whole name,
+keeps both keys of a scope in one Redis Cluster slot, as a multi-key read requires.
 
 Records read back are trusted: they were validated when stored, so they are rebuilt without
 running validators again (a dataclass, a plain dict, the stored page bytes); a value that does
@@ -111,11 +112,15 @@ def _item_key(item_id: uuid.UUID) -> str:
 
 
 def _generation_key(scope: str) -> str:
-    return f"items:{{{scope}}}:gen"
+    # The name every build has used: during a release the previous build's writes delete it
+    # and so reach this build's pages, and this build's writes reach the previous build's.
+    return f"items:{scope}:gen"
 
 
 def _page_key(scope: str, page: Page) -> str:
-    return f"items:{{{scope}}}:{page.skip}:{page.limit}"
+    # In the generation key's slot, so that one MGET reads both on a clustered Redis too.
+    slot = get_cache().slot_of(_generation_key(scope))
+    return f"items:{slot}:{page.skip}:{page.limit}"
 
 
 def _json(value: Any) -> bytes:

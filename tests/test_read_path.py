@@ -144,3 +144,31 @@ def test_a_changed_user_is_read_fresh_once_evicted_never_from_a_remembered_recor
     reads.user_changed(user_id)
     assert json.loads(app.get(*ME).get_body()) == {**first, "full_name": "Renamed Reader"}
     assert json.loads(app.get(*ME).get_body())["full_name"] == "Renamed Reader"
+
+
+def test_a_page_and_its_generation_share_a_redis_cluster_slot(app: InProcess) -> None:
+    from redis.crc import key_slot
+
+    from shared import reads
+    from shared.schemas import Page
+
+    prefix = config.get_settings().cache_prefix + ":"
+    for scope in ("all", str(uuid.uuid4())):
+        generation = prefix + reads._generation_key(scope)
+        page = prefix + reads._page_key(scope, Page(skip=0, limit=100))
+        assert key_slot(page.encode()) == key_slot(generation.encode()), (page, generation)
+
+
+def test_a_write_through_the_previous_build_reaches_this_builds_pages(app: InProcess) -> None:
+    """During a release both builds serve: the previous one's write deletes the generation key
+    by the name it has always had (``items:<owner>:gen``), and this build's pages go with it."""
+    from shared import crud
+
+    before = json.loads(app.get(*ITEMS).get_body())
+    assert json.loads(app.get(*ITEMS).get_body()) == before  # cached
+    owner = before["data"][0]["owner_id"]
+    with db.session_scope() as session:
+        crud.create_item(session, uuid.UUID(owner), "written by the previous build", None)
+    cache.get_cache().delete(f"items:{owner}:gen", "items:all:gen")  # its invalidation
+    after = json.loads(app.get(*ITEMS).get_body())
+    assert after["count"] == before["count"] + 1
