@@ -20,9 +20,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
+from drills.lifecycle import Started
 from drills.process import LOOPBACK, LoggedProcess, free_port
 
 AdminState = Literal["ready", "drain", "maint"]
@@ -98,7 +98,7 @@ def config(backends: Iterable[Backend], ports: dict[str, int], socket_path: Path
     return "\n".join(lines) + "\n"
 
 
-class HAProxy:
+class HAProxy(Started):
     def __init__(self, backends: Sequence[Backend]) -> None:
         found = binary()
         if found is None:
@@ -116,22 +116,6 @@ class HAProxy:
 
     def url(self, backend: str) -> str:
         return f"http://{LOOPBACK}:{self.ports[backend]}"
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         path = self.dir / "haproxy.cfg"

@@ -13,11 +13,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import psycopg
 
+from drills.lifecycle import Started
 from drills.process import LOOPBACK, free_port
 
 START_TIMEOUT_SECONDS = 10.0
@@ -33,7 +32,7 @@ def binary() -> str | None:
     )
 
 
-class PgBouncer:
+class PgBouncer(Started):
     def __init__(
         self,
         users: dict[str, str],
@@ -58,22 +57,6 @@ class PgBouncer:
     def url(self, user: str, database: str, password: str | None = None) -> str:
         secret = f":{password}" if password else ""
         return f"postgresql+psycopg://{user}{secret}@{LOOPBACK}:{self.port}/{database}"
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         host, port = self.backend

@@ -14,13 +14,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from drills.lifecycle import Started
 from drills.process import LOOPBACK, free_port
 
 _START_TIMEOUT = 10.0
@@ -34,7 +33,7 @@ def binary() -> str | None:
     return shutil.which("redis-server")
 
 
-class RedisServer:
+class RedisServer(Started):
     """``extra_config`` lines go into redis.conf verbatim, e.g. ``rename-command KEYS ""``."""
 
     def __init__(
@@ -148,22 +147,6 @@ class RedisServer:
         self.thaw()
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _wait(self) -> None:
         assert self._process is not None

@@ -16,11 +16,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from drills.haproxy import Backend, HAProxy, HAProxyError, Server
 from drills.instance import InstanceError, ServeInstance, process_environment
+from drills.lifecycle import Started
 from scripts.release import PlatformError, Slot
 
 SLOTS: tuple[Slot, Slot] = ("production", "staging")
@@ -29,7 +28,7 @@ DRAIN_SECONDS = 30.0
 MIGRATE_TIMEOUT_SECONDS = 300
 
 
-class LocalSlots:
+class LocalSlots(Started):
     def __init__(
         self,
         build: Path,
@@ -55,23 +54,10 @@ class LocalSlots:
             ]
         )
 
-    def __enter__(self) -> Self:
-        try:
-            for slot in SLOTS:
-                self._restart(slot)
-            self.haproxy.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+    def start(self) -> None:
+        for slot in SLOTS:
+            self._restart(slot)
+        self.haproxy.start()
 
     def close(self) -> None:
         self.haproxy.close()
