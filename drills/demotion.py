@@ -3,14 +3,13 @@ them: how long until every one of those instances refuses them."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
+
+from drills.lifecycle import InBackground
 
 SUPERUSER_ONLY = "/api/v1/users/?skip=0&limit=1"
 
@@ -22,34 +21,20 @@ class Attempt:
     status: int  # 0: no answer
 
 
-class SuperuserCalls:
+class SuperuserCalls(InBackground):
     """``GET`` of a superuser-only route on each of ``instances`` in turn, until stopped."""
 
     def __init__(self, instances: dict[str, str], token: str, interval: float = 0.05) -> None:
+        super().__init__()
         self.instances = instances  # name -> URL
         self.token = token
         self.interval = interval
         self.attempts: list[Attempt] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._call, daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-    def _call(self) -> None:
+    def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         with httpx.Client(headers=headers, timeout=5) as http:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 for name, url in self.instances.items():
                     started = time.time()
                     try:
@@ -57,7 +42,7 @@ class SuperuserCalls:
                     except httpx.HTTPError:
                         status = 0
                     self.attempts.append(Attempt(name, started, status))
-                self._stop.wait(self.interval)
+                self.stopping.wait(self.interval)
 
 
 def seen_seconds(

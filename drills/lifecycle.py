@@ -1,7 +1,9 @@
-"""What the drills start and must stop: a context manager over ``start()`` and ``close()``."""
+"""What the drills start and must stop: servers (``start()``, ``close()``) and loops that run
+beside the load on a thread of their own."""
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Self
 
@@ -32,3 +34,30 @@ class Started:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class InBackground:
+    """``with`` runs ``run()`` on a daemon thread while the block lasts; ``run`` loops until
+    ``stopping`` is set, and the exit waits ``join_seconds`` at most for its last round."""
+
+    join_seconds = 15.0
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stopping.set()
+        self._thread.join(self.join_seconds)

@@ -3,13 +3,12 @@ took to answer and, for ``/healthz``, which version served it."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
+
+from drills.lifecycle import InBackground
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,36 +19,23 @@ class ProbeSample:
     version: str | None  # what a 200 from /healthz reported
 
 
-class ProbeWatch:
+class ProbeWatch(InBackground):
     """``GET <path>`` in a thread until stopped, one request at a time."""
 
     def __init__(
         self, url: str, path: str = "/healthz", interval: float = 0.2, timeout: float = 5.0
     ) -> None:
+        super().__init__()
         self.url = url
         self.path = path
         self.interval = interval
         self.timeout = timeout
+        self.join_seconds = timeout + 5
         self.samples: list[ProbeSample] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(self.timeout + 5)
-
-    def _poll(self) -> None:
+    def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=self.timeout) as http:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 started, clock = time.time(), time.perf_counter()
                 status, version = 0, None
                 try:
@@ -61,7 +47,7 @@ class ProbeWatch:
                     pass
                 seconds = time.perf_counter() - clock
                 self.samples.append(ProbeSample(started, seconds, status, version))
-                self._stop.wait(self.interval)
+                self.stopping.wait(self.interval)
 
 
 class VersionWatch(ProbeWatch):
