@@ -44,6 +44,7 @@ def login_access_token(req: ApiRequest) -> schemas.Token:
     """OAuth2 compatible token login, get an access token for future requests"""
     form = req.form(schemas.LoginForm)
     address = schemas.normalize_email(form.username)
+    throttle.refuse_when_hashing_is_full()
     user = crud.get_user_by_email(req.db, address)
     right = throttle.guarded_password_check(
         req.settings,

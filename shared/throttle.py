@@ -116,13 +116,20 @@ def account(user_id: uuid.UUID | None, address: str) -> Subject:
     return Subject("address", address.lower())
 
 
+def refuse_when_hashing_is_full() -> None:
+    """HashingBusy (503) when every hashing slot and queue place is taken: checked before any
+    other work (the account's look-up, the counting), so a refusal under a flood costs next to
+    nothing."""
+    if hash_slots().full:
+        raise HashingBusy
+
+
 def guarded_password_check[T](
     settings: Settings, account: Subject, client: str, check: Callable[[], T]
 ) -> T:
     """Run ``check`` (a password verification; truthy when right) under the limits;
     ``account`` comes from ``account()``."""
-    if hash_slots().full:
-        raise HashingBusy  # before any counting: a refusal under a flood costs next to nothing
+    refuse_when_hashing_is_full()
     keys = _key(account.kind, account.value), _key("client", client)
     frees = settings.login_throttle_account_failures, settings.login_throttle_address_failures
     wait = _counters.attempt(keys, frees, settings.login_throttle_max_delay_seconds * 1000)
