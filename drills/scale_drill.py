@@ -264,7 +264,7 @@ def inject_faults(
     scale.haproxy.wait_for(BACKEND, KILLED, {"DOWN"}, timeout=30)
     down_at = time.time()
     time.sleep(max(0.0, pace.instance_down - (down_at - killed_at)))
-    scale.start(KILLED)
+    scale.start_instance(KILLED)
     scale.haproxy.wait_for(BACKEND, KILLED, {"UP"}, timeout=30)
     back = timeline.mark("instance_restarted")
     say(f"instance {KILLED} back in rotation {back - killed_at:.1f} s after the kill")

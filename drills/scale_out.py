@@ -15,12 +15,11 @@ import string
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from drills.database import PG_ADMIN_URL
 from drills.haproxy import Backend, HAProxy, Server
 from drills.instance import ServeInstance
+from drills.lifecycle import Started
 from drills.pgbouncer import PgBouncer
 from drills.redis_server import RedisServer
 
@@ -32,7 +31,7 @@ def names(count: int) -> list[str]:
     return list(string.ascii_lowercase[:count])
 
 
-class ScaleOut:
+class ScaleOut(Started):
     def __init__(
         self,
         build: Path,
@@ -68,28 +67,15 @@ class ScaleOut:
     def url(self) -> str:
         return self.haproxy.url(BACKEND)
 
-    def __enter__(self) -> Self:
-        try:
-            self.redis.start()
-            self.pgbouncer.start()
-            with ThreadPoolExecutor(len(self.instances)) as pool:
-                for started in [pool.submit(self.start, name) for name in self.instances]:
-                    started.result()
-            self.haproxy.start()
-            for name in self.instances:
-                self.haproxy.wait_for(BACKEND, name, {"UP"}, timeout=10)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+    def start(self) -> None:
+        self.redis.start()
+        self.pgbouncer.start()
+        with ThreadPoolExecutor(len(self.instances)) as pool:
+            for started in [pool.submit(self.start_instance, name) for name in self.instances]:
+                started.result()
+        self.haproxy.start()
+        for name in self.instances:
+            self.haproxy.wait_for(BACKEND, name, {"UP"}, timeout=10)
 
     def close(self) -> None:
         self.haproxy.close()
@@ -98,7 +84,7 @@ class ScaleOut:
         self.pgbouncer.close()
         self.redis.close()
 
-    def start(self, name: str) -> None:
+    def start_instance(self, name: str) -> None:
         self.instances[name].start(self.build, self.settings)
 
     def kill(self, name: str) -> None:
