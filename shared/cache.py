@@ -15,6 +15,10 @@ the same reason ``evict`` (a write's invalidation) still tries Redis once, faili
 the breaker is open: another instance may already be back on Redis, serving the value the write
 replaced (both found by the scale-out drill, drills/scale_drill.py).
 
+Code on the worker's event loop reads through ``*_async`` methods (``redis.asyncio``, one client
+per loop: shared.loop_redis), Redis only and hits only: the same breaker decides, and an error
+there opens it too.
+
 Values are JSON (plus datetime, date and UUID), never pickle: whoever can write to Redis must not
 be able to run code here, and anything that does not decode is a miss.
 """
@@ -27,7 +31,9 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -35,12 +41,22 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from shared.config import CACHE_TIERS, Settings, get_settings
 from shared.delayed_deletes import DelayedDeletes
 from shared.glob import compile_pattern, validate_pattern
+from shared.loop_redis import LoopRedis
 
 if TYPE_CHECKING:
     from cachetools import TLRUCache
     from redis import Redis
+    from redis.asyncio import Redis as AsyncRedis
 
-__all__ = ["Cache", "get_cache", "redis_options", "reset_cache", "validate_pattern"]
+__all__ = [
+    "Cache",
+    "Lookups",
+    "get_cache",
+    "redis_options",
+    "reset_cache",
+    "tentative_lookups",
+    "validate_pattern",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +69,20 @@ _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
 
 
-def redis_options(settings: Settings) -> dict[str, Any]:
-    """Client options for ``Redis(...)`` and ``Redis.from_url(...)`` alike.
+def redis_options(settings: Settings, *, asyncio: bool = False) -> dict[str, Any]:
+    """Client options for ``Redis(...)`` and ``Redis.from_url(...)`` alike (``asyncio``: for
+    ``redis.asyncio``'s, whose retry policy is a class of its own).
 
     redis-py 8.1's defaults differ by path: ``Redis(...)`` retries 10 times with backoff (seconds
     per call against a refused port), ``from_url`` builds a pool whose connections do not retry,
     and both wait 5 s on a socket. A cache must fail fast instead, so everything is explicit.
     """
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
+
+    if asyncio:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry  # type: ignore[assignment]
 
     return {
         "socket_timeout": settings.cache_socket_timeout_ms / 1000,
@@ -109,6 +130,11 @@ class Cache:
         if settings.cache_second_eviction_ms:
             self._later = DelayedDeletes(self.delete, settings.cache_second_eviction_ms / 1000)
         self._redis = client if client is not None else _connect(settings)
+        # Reads on the event loop (``*_async``) go to settings.redis_url; with a client given
+        # (tests) there is none, and those reads report Redis unavailable.
+        self._loop_redis: LoopRedis | None = None
+        if client is None and self._redis is not None:
+            self._loop_redis = LoopRedis(lambda: _connect_async(settings))
         self._errors: tuple[type[Exception], ...] = ()
         self._prober: threading.Thread | None = None
         if self._redis is not None:
@@ -165,7 +191,22 @@ class Cache:
             lambda client: cast(list[bytes | None], client.mget(names)),
             lambda: [self._local_get(version_key), self._local_get(key)],
         )
-        raw_version, raw_payload = raws
+        return self._versioned(*raws, loop=False)
+
+    async def get_versioned_async(
+        self, version_key: str, key: str
+    ) -> tuple[str | None, bytes | None]:
+        """``get_versioned`` for code on the event loop, from Redis only: ``(None, None)``
+        while Redis is not in use (none configured, the breaker open, this call failing)."""
+        names = [self._prefix + version_key, self._prefix + key]
+        raws = await self._loop_call(lambda client: client.mget(names))
+        if raws is _MISSING:
+            return None, None
+        return self._versioned(*cast(list[bytes | None], raws), loop=True)
+
+    def _versioned(
+        self, raw_version: bytes | None, raw_payload: bytes | None, *, loop: bool
+    ) -> tuple[str | None, bytes | None]:
         version: str | None = None
         invalid = 0
         if raw_version is not None:
@@ -185,7 +226,7 @@ class Cache:
             elif version is not None and stored[0] == version.encode():
                 payload = stored[1]
         hits = (version is not None) + (payload is not None)
-        self._count_lookups(hits, 2 - hits, invalid)
+        self._tally(hits, 2 - hits, invalid, loop=loop)
         return version, payload
 
     def slot_of(self, key: str) -> str:
@@ -251,6 +292,21 @@ class Cache:
         a ValueError or TypeError from it makes the value a miss (counted as invalid).
         """
         value = self._lookup(key, decode=decode)
+        return default if value is _MISSING else value
+
+    async def get_decoded_async(
+        self, key: str, decode: Callable[[bytes], T], default: Any = None
+    ) -> Any:
+        """``get_decoded`` for code on the event loop, from Redis only: ``default`` while Redis
+        is not in use (none configured, the breaker open, this call failing), as for a miss.
+
+        Only hits are answered on the loop: a caller that gets ``default`` reads again through
+        ``get_decoded`` on a thread, which has the local store, the recovery and the database.
+        """
+        raw = await self._loop_call(lambda client: client.get(self._prefix + key))
+        if raw is _MISSING:
+            return default
+        value = self._decoded(cast(bytes | None, raw), decode, count=True, loop=True)
         return default if value is _MISSING else value
 
     def get_or_set(
@@ -448,6 +504,19 @@ class Cache:
             # Recovered since this call failed: go to Redis again, or a delete recorded now
             # would never be replayed.
 
+    async def _loop_call(self, remote: Callable[[AsyncRedis], Awaitable[Any]]) -> Any:
+        """``await remote(client)`` on this loop's client while the breaker is closed, else
+        ``_MISSING``; a failure opens the breaker, as on a thread."""
+        generation = self._generation
+        if self._loop_redis is None or self._open:
+            return _MISSING
+        try:
+            return await remote(self._loop_redis.client())
+        except self._errors as exc:
+            self._count("errors")
+            self._trip(generation, exc)
+            return _MISSING
+
     def _trip(self, generation: int, exc: Exception) -> None:
         # Every Redis error opens the breaker, not just connection errors and timeouts: a Redis
         # that answers OOM, READONLY or NOAUTH is as unusable, and in memory mode a failed
@@ -524,18 +593,28 @@ class Cache:
         raw = self._call(
             lambda client: client.get(self._prefix + key), lambda: self._local_get(key)
         )
+        return self._decoded(raw, decode, count=count, loop=False)
+
+    def _decoded(
+        self,
+        raw: bytes | str | None,
+        decode: Callable[[bytes], Any] | None,
+        *,
+        count: bool,
+        loop: bool,
+    ) -> Any:
         if raw is None:
             if count:
-                self._count("misses")
+                self._tally(0, 1, 0, loop=loop)
             return _MISSING
         try:
             value = _decode(raw) if decode is None else decode(_bytes(raw))
         except (ValueError, TypeError, RecursionError):
-            if count and self._count("misses", "invalid") == 1:
-                logger.warning("A cached value is not valid JSON; such values are misses")
+            if count:
+                self._tally(0, 1, 1, loop=loop)
             return _MISSING
         if count:
-            self._count("hits")
+            self._tally(1, 0, 0, loop=loop)
         return value
 
     def _unlink_matching(self, client: Redis, pattern: str) -> int:
@@ -599,6 +678,19 @@ class Cache:
         return self._settings.cache_ttl.for_tier(tier) * (1 - jitter)
 
     # Statistics
+
+    def _tally(self, hits: int, misses: int, invalid: int, *, loop: bool) -> None:
+        """Count lookups; the event loop's inside ``tentative_lookups`` are only noted there."""
+        noted = _tentative.get() if loop else None
+        if noted is None:
+            self._count_lookups(hits, misses, invalid)
+        else:
+            noted.hits, noted.misses = noted.hits + hits, noted.misses + misses
+            noted.invalid += invalid
+
+    def count_lookups(self, lookups: Lookups) -> None:
+        """Count what ``tentative_lookups`` noted: the reads that answered their request."""
+        self._count_lookups(lookups.hits, lookups.misses, lookups.invalid)
 
     def _count_lookups(self, hits: int, misses: int, invalid: int) -> None:
         with self._stats_lock:
@@ -678,6 +770,32 @@ class _Pending:
             self.patterns |= other.patterns
 
 
+@dataclass
+class Lookups:
+    """Hits, misses and invalid values of some reads, not yet counted."""
+
+    hits: int = 0
+    misses: int = 0
+    invalid: int = 0
+
+
+_tentative: ContextVar[Lookups | None] = ContextVar("tentative_cache_lookups", default=None)
+
+
+@contextmanager
+def tentative_lookups() -> Iterator[Lookups]:
+    """The ``*_async`` reads inside note their hits and misses here instead of counting them:
+    a read on the event loop that cannot answer its request hands it to a thread, which reads
+    again, and a request's lookups should count once. The caller counts them
+    (``Cache.count_lookups``) when the loop answered."""
+    lookups = Lookups()
+    token = _tentative.set(lookups)
+    try:
+        yield lookups
+    finally:
+        _tentative.reset(token)
+
+
 class _Flight:
     """One loader call in progress, shared by every ``get_or_set`` of its key."""
 
@@ -694,18 +812,30 @@ def _connect(settings: Settings) -> Redis | None:
         return None
     from redis import Redis
 
-    options = redis_options(settings)
-    if settings.redis_entra_auth:
-        from shared.azure_auth import redis_credential_provider
-
-        options["credential_provider"] = redis_credential_provider(settings)
     try:
-        return Redis.from_url(settings.redis_url, **options)
+        return Redis.from_url(settings.redis_url, **_client_options(settings, asyncio=False))
     except ValueError as exc:  # e.g. a bad port: config only checks the scheme
         logger.error(
             "REDIS_URL is not usable (%s); the cache runs in memory only", type(exc).__name__
         )
         return None
+
+
+def _connect_async(settings: Settings) -> AsyncRedis:
+    """The event loop's client, to the server ``_connect`` reached (so the URL is usable)."""
+    from redis.asyncio import Redis
+
+    assert settings.redis_url is not None
+    return Redis.from_url(settings.redis_url, **_client_options(settings, asyncio=True))
+
+
+def _client_options(settings: Settings, *, asyncio: bool) -> dict[str, Any]:
+    options = redis_options(settings, asyncio=asyncio)
+    if settings.redis_entra_auth:
+        from shared.azure_auth import redis_credential_provider
+
+        options["credential_provider"] = redis_credential_provider(settings)
+    return options
 
 
 def _expiry(_key: str, entry: tuple[bytes, float], now: float) -> float:
