@@ -25,12 +25,23 @@ ITEM_NOT_FOUND = "Item not found"
 NOT_ENOUGH_PERMISSIONS = "Not enough permissions"
 
 
-@router.get("api/v1/items/", auth="user", query="Page", response="ItemsPublic")
+async def _items_from_cache(req: ApiRequest) -> EncodedJson | None:
+    body = await reads.cached_item_page(_items_owner(req), req.query(schemas.Page))
+    return None if body is None else EncodedJson(body)
+
+
+@router.get(
+    "api/v1/items/", auth="user", query="Page", response="ItemsPublic", cached=_items_from_cache
+)
 def read_items(req: ApiRequest) -> EncodedJson:
     """Retrieve items."""
     page = req.query(schemas.Page)
-    owner_id = None if req.user.is_superuser else req.user.id
-    return EncodedJson(reads.item_page(lambda: req.db, owner_id, page))
+    return EncodedJson(reads.item_page(lambda: req.db, _items_owner(req), page))
+
+
+def _items_owner(req: ApiRequest) -> uuid.UUID | None:
+    """Whose items a caller lists: a superuser everyone's (None), anyone else their own."""
+    return None if req.user.is_superuser else req.user.id
 
 
 @router.post("api/v1/items/", auth="user", body="ItemCreate", response="ItemPublic")

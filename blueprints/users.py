@@ -66,7 +66,11 @@ def create_user(req: ApiRequest) -> schemas.UserPublic:
     return schemas.user_public(user)
 
 
-@router.get("api/v1/users/me", auth="user", response="UserPublic")
+async def _me_from_cache(req: ApiRequest) -> EncodedJson:
+    return EncodedJson(req.user.public_json)  # req.user came from the cache
+
+
+@router.get("api/v1/users/me", auth="user", response="UserPublic", cached=_me_from_cache)
 def read_user_me(req: ApiRequest) -> EncodedJson:
     """Get current user."""
     return EncodedJson(req.user.public_json)

@@ -10,6 +10,11 @@ loop, not in the thread pool that sync invocations share, so requests blocked on
 cannot starve it (the probes). Such a handler must not block: it is public, and does its
 blocking work, if any, on a thread of its own.
 
+A sync handler may come with ``cached``, an ``async def`` answer from Redis: its function is then
+``async def`` too, and tries the cache on the event loop first (the caller's record and the
+answer through ``redis.asyncio``), so a cached read never hops to a thread and back; whatever
+the cache cannot answer as a 200 goes to the handler on a thread, as before.
+
 Every invocation runs under a database deadline (``DB_DEADLINE_SECONDS``, ``shared.deadline``);
 a database that cannot answer, whichever way, is a 503 with ``Retry-After``, its cause logged
 once (``shared.cause_log``), not once per request.
@@ -20,17 +25,22 @@ indexing stays fast.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import inspect
 import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import sys
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -71,6 +81,8 @@ _PATH_PARAM = re.compile(r"\{(\w+)\}")
 ModelT = TypeVar("ModelT", bound="BaseModel")
 Handler = Callable[["ApiRequest"], Any]
 AsyncHandler = Callable[["ApiRequest"], Awaitable[Any]]
+# A route's answer from the cache on the event loop: its result, or None for "ask the handler".
+CachedAnswer = Callable[["ApiRequest"], Awaitable[Any]]
 
 
 def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str) -> HTTPError:
@@ -562,21 +574,105 @@ def _invoke(
     if raw.method == "OPTIONS":
         return _preflight_response(raw, spec, settings)
     with telemetry.invocation(context.invocation_id), _span(spec, raw, context, settings) as record:
-        req = ApiRequest(raw, context.invocation_id, settings)
-        with database_deadline(settings.db_deadline_seconds):
-            try:
-                _admit(spec, req)
-                if spec.auth != "public":
-                    from shared.auth import authorize
-
-                    req.user = authorize(req, superuser=spec.auth == "superuser")
-                response = _render(handler(req), spec.status_code)
-            except Exception as exc:
-                response = _failure(spec, exc, req.invocation_id)
-            _close(spec, req)
+        response = _answer(spec, handler, ApiRequest(raw, context.invocation_id, settings))
         _apply_cors(response, raw.headers.get("origin"), settings)
         record(response.status_code)
         return response
+
+
+def _answer(spec: RouteSpec, handler: Handler, req: ApiRequest) -> func.HttpResponse:
+    """The handler's response, or its error's, under the database deadline; the session closed
+    after. Blocks: on a thread, never on the event loop."""
+    with database_deadline(req.settings.db_deadline_seconds):
+        try:
+            _admit(spec, req)
+            if spec.auth != "public":
+                from shared.auth import authorize
+
+                req.user = authorize(req, superuser=spec.auth == "superuser")
+            response = _render(handler(req), spec.status_code)
+        except Exception as exc:
+            response = _failure(spec, exc, req.invocation_id)
+        _close(spec, req)
+    return response
+
+
+async def _invoke_cached(
+    spec: RouteSpec,
+    cached: CachedAnswer,
+    handler: Handler,
+    raw: func.HttpRequest,
+    context: func.Context,
+) -> func.HttpResponse:
+    """As ``_invoke``, answered on the event loop when ``cached`` can (a 200 read from Redis:
+    no thread, no session); anything else is ``_answer`` on a thread of ``_request_threads``."""
+    settings = get_settings()
+    if raw.method == "OPTIONS":
+        return _preflight_response(raw, spec, settings)
+    with telemetry.invocation(context.invocation_id), _span(spec, raw, context, settings) as record:
+        req = ApiRequest(raw, context.invocation_id, settings)
+        response = await _from_cache(spec, cached, req)
+        if response is None:
+            # The context goes along: the invocation id of the log records, the span, the deadline.
+            answer = functools.partial(contextvars.copy_context().run, _answer, spec, handler, req)
+            response = await asyncio.get_running_loop().run_in_executor(_request_threads(), answer)
+        _apply_cors(response, raw.headers.get("origin"), settings)
+        record(response.status_code)
+        return response
+
+
+async def _from_cache(
+    spec: RouteSpec, cached: CachedAnswer, req: ApiRequest
+) -> func.HttpResponse | None:
+    """The 200 ``cached`` gives for a caller signed in from the cache (``auth.cached_user``);
+    None for anything else, errors included: the handler answers those on a thread, as it
+    always has, so every response but this one success has a single source. The cache's
+    statistics count this request's lookups only if they answered it (the handler's count
+    otherwise)."""
+    from shared.cache import get_cache, tentative_lookups
+
+    with tentative_lookups() as lookups:
+        try:
+            _admit(spec, req)
+            if spec.auth != "public":
+                from shared.auth import cached_user
+
+                user = await cached_user(req, superuser=spec.auth == "superuser")
+                if user is None:
+                    return None
+                req.user = user
+            result = await cached(req)
+        except HTTPError:
+            return None
+        except Exception:
+            logger.exception(
+                "Answering %s from the cache failed (invocation %s); the handler answers it",
+                spec.name,
+                req.invocation_id,
+            )
+            return None
+    if result is None:
+        return None
+    get_cache().count_lookups(lookups)
+    return _render(result, spec.status_code)
+
+
+_request_pool: ThreadPoolExecutor | None = None
+_request_pool_lock = threading.Lock()
+
+
+def _request_threads() -> ThreadPoolExecutor:
+    """The threads on which ``cached`` routes run their handlers: as many as the worker's own
+    pool for sync functions has (``PYTHON_THREADPOOL_THREAD_COUNT``, else Python's default)."""
+    global _request_pool
+    with _request_pool_lock:
+        if _request_pool is None:
+            count = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+            _request_pool = ThreadPoolExecutor(
+                max_workers=int(count) if count.isdigit() and int(count) > 0 else None,
+                thread_name_prefix="stratus-request",
+            )
+        return _request_pool
 
 
 async def _invoke_async(
@@ -636,6 +732,7 @@ class RouteOptions(TypedDict, total=False):
     requires_config: bool
     functions_route: str
     include_in_schema: bool
+    cached: CachedAnswer
 
 
 class Router:
@@ -699,6 +796,7 @@ def route(
     requires_config: bool = True,
     functions_route: str | None = None,
     include_in_schema: bool = True,
+    cached: CachedAnswer | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as an anonymous HTTP trigger on ``bp`` at ``path`` for ``method``.
 
@@ -721,10 +819,17 @@ def route(
     route's template instead of the URL.
 
     ``include_in_schema=False`` leaves the route out of the OpenAPI document (the docs pages).
+
+    ``cached`` (sync handlers): ``async def cached(req) -> result | None``, the answer from
+    Redis, tried on the event loop first, with ``req.user`` signed in from the cache as well;
+    None (or any error) leaves the request to the handler, on a thread. A read answered this
+    way crosses no thread, which is most of what a cached read costs (bench/RESULTS.md).
     """
 
     def decorate(handler: Handler) -> Handler:
         asynchronous = inspect.iscoroutinefunction(handler)
+        if asynchronous and cached is not None:
+            raise TypeError(f"{handler.__name__}: cached= is for sync handlers")
         if asynchronous and auth != "public":
             raise TypeError(
                 f"{handler.__name__}: an async route runs on the event loop, where signing "
@@ -763,7 +868,13 @@ def route(
             methods.append("OPTIONS")
 
         function: Callable[..., Any]
-        if asynchronous:
+        if cached is not None:
+            answer_from_cache = cached
+
+            async def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+                return await _invoke_cached(spec, answer_from_cache, handler, req, context)
+
+        elif asynchronous:
 
             async def function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
                 return await _invoke_async(spec, handler, req, context)

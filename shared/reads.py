@@ -152,6 +152,14 @@ def user(db: Callable[[], Session], user_id: uuid.UUID) -> AuthUser | None:
     return AuthUser(**data) if data is not None else None
 
 
+async def cached_user(user_id: uuid.UUID) -> AuthUser | None:
+    """The user's record as Redis holds it, read on the event loop; None when it is not there
+    to read (a miss, no such user, a record of an earlier build, Redis not in use): the caller
+    then reads through ``user`` on a thread."""
+    found = await get_cache().get_decoded_async(_user_key(user_id), _auth_record)
+    return found if isinstance(found, AuthUser) else None
+
+
 _UNREAD: Final = object()  # not in the cache
 _STALE: Final = object()  # in the cache, written by a build without the token version
 
@@ -217,6 +225,15 @@ def item_page(db: Callable[[], Session], owner_id: uuid.UUID | None, page: Page)
         return loaded
 
     return cache.load_once(f"{key}:{generation}", load)
+
+
+async def cached_item_page(owner_id: uuid.UUID | None, page: Page) -> bytes | None:
+    """The page's response body as Redis holds it for the scope's current generation, read on
+    the event loop; None when it is not there to read (the caller then uses ``item_page``)."""
+    scope = _scope(owner_id)
+    cache = get_cache()
+    _, body = await cache.get_versioned_async(_generation_key(scope), _page_key(scope, page))
+    return body
 
 
 def _evict(*records: str, pages: tuple[str, ...] = ()) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -305,6 +307,55 @@ def test_once_the_breaker_is_open_no_read_touches_redis(drill: Stack) -> None:
     assert set(moved) <= {"hits", "misses"}, moved  # no errors: nothing touched Redis
     # Every request's auth record, but the few reloads its 2 s in-process bound costs.
     assert moved["hits"] >= QUIET_REQUESTS * 0.9, moved
+
+
+@pytest.fixture(scope="module")
+def patient(pg_url: str) -> Iterator[Stack]:
+    """A cache that waits 3 s on a socket, so that a read stuck on a frozen Redis lasts long
+    enough to see what else it holds up; nothing closes the breaker but the test."""
+    yield from _stack(
+        pg_url,
+        CACHE_SOCKET_TIMEOUT_MS="3000",
+        CACHE_PROBE_INTERVAL_SECONDS="600",
+        **{TIMER_DISABLED: "true"},
+    )
+
+
+def test_a_read_waiting_on_a_frozen_redis_on_the_event_loop_holds_up_no_other_request(
+    patient: Stack,
+) -> None:
+    """/users/me is read from Redis on the worker's event loop (redis.asyncio), where the probes
+    run too: while that read waits on a frozen Redis, /healthz still answers, and the read
+    itself ends in a 200 from the database once its socket times out."""
+    api = patient.api
+    user = api.new_user()
+    me(api, user)
+    me(api, user)  # cached: the next read goes to Redis on the loop
+
+    def stuck_read() -> tuple[int, float]:
+        started = time.monotonic()
+        response = httpx.get(
+            f"{patient.server.url}/api/v1/users/me", headers=user.headers, timeout=30
+        )
+        return response.status_code, time.monotonic() - started
+
+    patient.redis.freeze()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            read = pool.submit(stuck_read)
+            time.sleep(0.5)  # the read is waiting on Redis by now
+            asked = time.monotonic()
+            health = httpx.get(f"{patient.server.url}/healthz", timeout=30)
+            health_took = time.monotonic() - asked
+            status, waited = read.result(timeout=30)
+    finally:
+        patient.redis.thaw()
+    assert status == 200
+    assert waited >= 2.5  # it did wait on the frozen Redis, for the loop's socket timeout
+    assert health.status_code == 200
+    # Asked 0.5 s into that wait: had the read blocked the loop, the answer would have come
+    # only after it (about 2.5 s later).
+    assert health_took < waited - 1.5, (health_took, waited)
 
 
 # --- changes made while Redis is frozen ----------------------------------------------------

@@ -167,14 +167,16 @@ ASYNC_SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_runtime_runs_the_probes_on_its_event_loop_and_the_api_in_its_thread_pool():
+def test_the_runtime_runs_the_probes_and_cached_reads_on_its_loop_and_the_rest_in_its_pool():
     """What the runtime itself decides from the wrapper: async functions are awaited on the
-    worker's loop (no thread needed), sync ones go to the thread pool."""
+    worker's loop (no thread needed), sync ones go to the thread pool. The probes are async, as
+    are the reads with an answer from the cache (``cached=``), which hand what the cache cannot
+    answer to threads of their own."""
     result = _run(ASYNC_SCRIPT, str(ROOT))
     assert result.returncode == 0, result.stderr
     kinds = dict(line.split() for line in result.stdout.splitlines())
-    assert kinds.pop("liveness") == "async"
-    assert kinds.pop("readiness") == "async"
+    for name in ("liveness", "readiness", "read_user_me", "read_items"):
+        assert kinds.pop(name) == "async", name
     assert set(kinds.values()) == {"sync"}
 
 

@@ -17,7 +17,7 @@ from shared import cache, config, db, security
 from shared.http import dump_json
 from shared.schemas import UserPublic
 from tests.conftest import app_env
-from tests.support.worker_context import app_functions, invocation_context
+from tests.support.worker_context import app_functions, call, invocation_context
 
 ME = ("read_user_me", "/api/v1/users/me")
 ITEMS = ("read_items", "/api/v1/items/")
@@ -64,7 +64,7 @@ class InProcess:
         request = func.HttpRequest(
             "GET", url, headers=self.headers, body=b"", route_params=route_params
         )
-        response: func.HttpResponse = self.functions[name](request, invocation_context(name))
+        response: func.HttpResponse = call(self.functions[name], request, invocation_context(name))
         assert response.status_code == 200, response.get_body()
         return response
 
@@ -172,3 +172,125 @@ def test_a_write_through_the_previous_build_reaches_this_builds_pages(app: InPro
     cache.get_cache().delete(f"items:{owner}:gen", "items:all:gen")  # its invalidation
     after = json.loads(app.get(*ITEMS).get_body())
     assert after["count"] == before["count"] + 1
+
+
+class HandlerCalls:
+    """Counts the invocations the route's handler answered on a thread (``http._answer``);
+    each still runs for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from shared import http
+
+        self.count = 0
+        answer = http._answer
+
+        def counted(*args: Any) -> Any:
+            self.count += 1
+            return answer(*args)
+
+        monkeypatch.setattr(http, "_answer", counted)
+
+
+@pytest.mark.parametrize("route", [ME, ITEMS], ids=lambda route: route[0])
+@pytest.mark.parametrize("app", ["redis"], indirect=True)
+def test_a_read_the_cache_answers_is_answered_on_the_event_loop_not_by_the_handler(
+    app: InProcess, route, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = HandlerCalls(monkeypatch)
+    missed = _sent(app.get(*route))  # a miss: the handler reads and stores
+    assert handler.count == 1
+    hits = [_sent(app.get(*route)) for _ in range(3)]
+    assert handler.count == 1
+    assert hits == [missed] * 3
+
+
+@pytest.mark.parametrize("app", ["memory"], indirect=True)
+def test_without_redis_every_read_is_the_handlers(
+    app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = HandlerCalls(monkeypatch)
+    for _ in range(3):
+        app.get(*ME)
+        app.get(*ITEMS)
+    assert handler.count == 6
+
+
+def _call(
+    app: InProcess, route: tuple[str, str], headers: dict[str, str], **params: str
+) -> func.HttpResponse:
+    name, path = route
+    request = func.HttpRequest(
+        "GET", "http://localhost" + path, headers=headers, body=b"", params=params
+    )
+    response: func.HttpResponse = call(app.functions[name], request, invocation_context(name))
+    return response
+
+
+@pytest.mark.parametrize("app", ["redis"], indirect=True)
+def test_what_the_cache_cannot_answer_the_handler_answers_with_the_contracts_error(
+    app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every case the loop hands over: the handler answers it, exactly as before."""
+    from shared import crud, reads
+
+    user_id = uuid.UUID(json.loads(app.get(*ME).get_body())["id"])
+    app.get(*ITEMS)  # both cached now
+    handler = HandlerCalls(monkeypatch)
+
+    def answer(route: tuple[str, str], headers: dict[str, str], **params: str) -> tuple[int, Any]:
+        before = handler.count
+        response = _call(app, route, headers, **params)
+        assert handler.count == before + 1, "answered on the loop"
+        return response.status_code, json.loads(response.get_body())
+
+    assert answer(ME, {}) == (401, {"detail": "Not authenticated"})
+    assert answer(ME, {"authorization": "Bearer not-a-token"}) == (
+        403,
+        {"detail": "Could not validate credentials"},
+    )
+    status, body = answer(ITEMS, app.headers, limit="-1")
+    assert (status, body["detail"][0]["loc"]) == (422, ["query", "limit"])
+
+    with db.session_scope() as session:  # a password change revokes the token in hand
+        user = crud.get_user(session, user_id)
+        assert user is not None
+        crud.set_password(session, user, "a-new-read-path-password")
+    reads.user_changed(user_id)
+    assert answer(ME, app.headers) == (403, {"detail": "Could not validate credentials"})
+    assert answer(ITEMS, app.headers) == (403, {"detail": "Could not validate credentials"})
+
+    with db.session_scope() as session:
+        user = crud.get_user(session, user_id)
+        assert user is not None
+        crud.update_user(session, user, {"is_active": False})
+    reads.user_changed(user_id)
+    assert answer(ME, app.headers) == (400, {"detail": "Inactive user"})
+
+
+def test_a_redis_failure_on_the_loop_opens_the_breaker_and_the_handler_answers(
+    monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as server:
+        for name, value in app_env(pg_url, server.url).items():
+            monkeypatch.setenv(name, value)
+        config.get_settings.cache_clear()
+        cache.reset_cache()
+        db.dispose_engine()
+        try:
+            app = InProcess()
+            first = _sent(app.get(*ME))
+            assert _sent(app.get(*ME)) == first  # from Redis, on the loop
+            handler = HandlerCalls(monkeypatch)
+            server.kill()
+            assert _sent(app.get(*ME)) == first  # the loop's read failed; the handler read
+            assert handler.count == 1
+            figures = cache.get_cache().stats()
+            assert figures["mode"] == "memory"
+            assert figures["errors"]["process"] >= 1
+            assert figures["fallback_activations"]["process"] == 1
+        finally:
+            cache.reset_cache()
+            config.get_settings.cache_clear()
+            db.dispose_engine()

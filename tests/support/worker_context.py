@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,18 @@ def invocation_context(function_name: str, trace_parent: str = "") -> Any:
         trace_context=protos.RpcTraceContext(trace_parent=trace_parent),
     )
     return get_context(request, function_name, ".")
+
+
+def call(function: Callable[..., Any], request: Any, context: Any) -> Any:
+    """``function(request, context)`` as the worker calls it: an ``async def`` one awaited on
+    one event loop for the whole process, as the worker has one."""
+    result = function(request, context)
+    return _worker_loop().run_until_complete(result) if inspect.isawaitable(result) else result
+
+
+@functools.cache
+def _worker_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.new_event_loop()
 
 
 @functools.cache
