@@ -1,17 +1,18 @@
 """What a request costs the app itself, beside one raw Redis round trip, in one process.
 
 The registered functions are called directly, as the worker calls them (an
-``azure.functions.HttpRequest`` and the runtime's ``context``, on a thread of the runtime's
-pool; no HTTP server, no host messages), in redis mode, on a fresh migrated PostgreSQL database.
-Each block's requests and contexts are built before its clock starts, as the runtime builds them
-before it calls a function: what is timed is the function, the app's own cost. The routes:
-``GET /api/v1/users/me`` and ``GET /api/v1/items/`` (the bench user owns 20 items). Beside them,
-on the same thread, the floor every cached read pays: a raw redis-py ``GET`` of a 1 KB JSON
-document and ``json.loads`` of it. The raw GET and the routes take turns call by call (``--calls``
-rounds per block), so that a busy moment of a shared machine falls on all of them alike; each
-route is reported as a ratio to the raw GET of the same run: the median of ``--blocks`` blocks'
-means, the least disturbed block, and the median of the calling thread's CPU time, which no
-wait adds to. Run from the repository root (needs PostgreSQL and Redis):
+``azure.functions.HttpRequest`` and the runtime's ``context``; an ``async def`` function, as
+both routes' are, awaited on the event loop, uvloop as under devhost; no HTTP server, no host
+messages), in redis mode, on a fresh migrated PostgreSQL database. Each block's requests and
+contexts are built before its clock starts, as the runtime builds them before it calls a
+function: what is timed is the function, the app's own cost. The routes: ``GET
+/api/v1/users/me`` and ``GET /api/v1/items/`` (the bench user owns 20 items). Beside them, on
+the same thread (the loop's), the floor every cached read pays: a raw redis-py ``GET`` of a 1 KB
+JSON document and ``json.loads`` of it. The raw GET and the routes take turns call by call
+(``--calls`` rounds per block), so that a busy moment of a shared machine falls on all of them
+alike; each route is reported as a ratio to the raw GET of the same run: the median of
+``--blocks`` blocks' means, the least disturbed block, and the median of the calling thread's
+CPU time, which no wait adds to. Run from the repository root (needs PostgreSQL and Redis):
 
     .venv/bin/python -m bench.handler_cost [--blocks 15] [--calls 300]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import inspect
 import json
 import logging
 import os
@@ -31,7 +33,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import azure_functions_runtime
 import redis
 import uvloop
 
@@ -58,12 +59,12 @@ def raw_get(client: redis.Redis, key: str) -> Callable[[], object]:
     return call
 
 
-def block(
+async def block(
     bench: Bench, raw: Callable[[], object], auth: dict[str, str], calls: int
 ) -> dict[str, Costs]:
     """One block: ``calls`` rounds, each calling the raw GET and every route once, in turn, so
     that whatever else the machine does at a moment falls on all of them alike. The functions'
-    arguments are built before the block starts."""
+    arguments are built before the block starts; an async function's call is awaited here."""
     cases: dict[str, list[Callable[[], object]]] = {RAW: [raw] * calls}
     for name, path in ROUTES:
         function = bench.handlers[name]
@@ -75,7 +76,9 @@ def block(
     for number in range(calls):
         for label, calls_of_case in cases.items():
             started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
-            calls_of_case[number]()
+            result = calls_of_case[number]()
+            if inspect.isawaitable(result):
+                await result
             cpu[label] += time.thread_time_ns() - started_cpu
             wall[label] += time.perf_counter_ns() - started
     return {label: (wall[label] / calls / 1e3, cpu[label] / calls / 1e3) for label in cases}
@@ -95,15 +98,15 @@ async def measure(blocks: int, calls: int, prefix: str) -> dict[str, list[Costs]
         document.append({"n": len(document), "text": "x" * 20})
     client.set(key, json.dumps(document[:-1]))
     assert 950 <= len(client.get(key) or b"") <= 1024
-    loop = asyncio.get_running_loop()
-    pool = azure_functions_runtime.get_threadpool_executor()
     for name, path in ROUTES:
         response = bench.call(name, path, auth)
+        if inspect.isawaitable(response):
+            response = await response
         assert response.status_code == 200, response.get_body()
     results: dict[str, list[Costs]] = {RAW: [], **{path: [] for _, path in ROUTES}}
     raw = raw_get(client, key)
     for number in range(blocks + 1):  # block 0 warms up and is not counted
-        costs = await loop.run_in_executor(pool, block, bench, raw, auth, calls)
+        costs = await block(bench, raw, auth, calls)
         if number:
             for label, found in costs.items():
                 results[label].append(found)
