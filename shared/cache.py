@@ -821,12 +821,24 @@ def _connect(settings: Settings) -> Redis | None:
         return None
 
 
+# Each cached read awaiting Redis on the event loop holds a connection, and nothing else bounds
+# how many await at once (a thread pool bounds the sync client): past this, a read waits for a
+# free connection for the socket timeout, then counts as a Redis failure.
+_LOOP_CONNECTIONS = 16
+
+
 def _connect_async(settings: Settings) -> AsyncRedis:
     """The event loop's client, to the server ``_connect`` reached (so the URL is usable)."""
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
     assert settings.redis_url is not None
-    return Redis.from_url(settings.redis_url, **_client_options(settings, asyncio=True))
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=_LOOP_CONNECTIONS,
+        timeout=settings.cache_socket_timeout_ms / 1000,
+        **_client_options(settings, asyncio=True),
+    )
+    return Redis(connection_pool=pool)
 
 
 def _client_options(settings: Settings, *, asyncio: bool) -> dict[str, Any]:

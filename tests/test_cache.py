@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pickle
@@ -10,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from shared.cache import Cache, get_cache, redis_options, reset_cache
+from shared.cache import (
+    Cache,
+    Lookups,
+    get_cache,
+    redis_options,
+    reset_cache,
+    tentative_lookups,
+)
 from shared.config import CACHE_TIERS, load_settings
 from tests.support.redis_server import RedisServer, cache_settings
 from tests.support.services import free_port
@@ -551,3 +559,108 @@ def test_get_decoded_hands_the_stored_bytes_to_the_decoder_and_counts_like_get(
     stats = cache.stats()
     assert (stats["hits"]["process"], stats["misses"]["process"]) == (1, 2)
     assert stats["invalid"]["process"] == 1
+
+
+def _on_a_loop[T](work: Callable[[], Awaitable[T]]) -> T:
+    async def run() -> T:
+        return await work()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.redis
+def test_the_loops_reads_answer_what_the_threads_reads_answer(server: RedisServer) -> None:
+    cache = Cache(cache_settings(server.url))
+    try:
+        cache.set("record", {"a": 1})
+        cache.set_versioned("page", "v1", b'{"p":1}')
+        cache.set("gen", "v1")
+
+        async def reads() -> tuple[Any, ...]:
+            return (
+                await cache.get_decoded_async("record", json.loads),
+                await cache.get_decoded_async("absent", json.loads, default="missing"),
+                await cache.get_versioned_async("gen", "page"),
+            )
+
+        assert _on_a_loop(reads) == (
+            cache.get_decoded("record", json.loads),
+            "missing",
+            cache.get_versioned("gen", "page"),
+        )
+        assert _on_a_loop(reads)[2] == ("v1", b'{"p":1}')
+        stats = cache.stats()  # counted like the threads' reads, outside tentative_lookups
+        assert (stats["hits"]["process"], stats["misses"]["process"]) == (3 * 2 + 3, 2)
+    finally:
+        cache.close()
+
+
+@pytest.mark.redis
+def test_the_loops_lookups_count_only_when_kept(server: RedisServer) -> None:
+    cache = Cache(cache_settings(server.url))
+    try:
+        cache.set("record", {"a": 1})
+
+        async def read() -> Lookups:
+            with tentative_lookups() as lookups:
+                await cache.get_decoded_async("record", json.loads)
+                await cache.get_decoded_async("absent", json.loads)
+            return lookups
+
+        noted = _on_a_loop(read)
+        assert (noted.hits, noted.misses) == (1, 1)
+        assert (cache.stats()["hits"]["process"], cache.stats()["misses"]["process"]) == (0, 0)
+        cache.count_lookups(noted)
+        assert (cache.stats()["hits"]["process"], cache.stats()["misses"]["process"]) == (1, 1)
+    finally:
+        cache.close()
+
+
+def test_without_redis_the_loop_reads_nothing() -> None:
+    cache = Cache(cache_settings())
+    cache.set("record", {"a": 1})  # in-process: the loop reads Redis only
+    assert _on_a_loop(lambda: cache.get_decoded_async("record", json.loads)) is None
+    assert _on_a_loop(lambda: cache.get_versioned_async("gen", "page")) == (None, None)
+
+
+@pytest.mark.redis
+def test_a_failure_on_the_loop_opens_the_breaker_for_every_thread(server: RedisServer) -> None:
+    cache = Cache(cache_settings(server.url, {"CACHE_PROBE_INTERVAL_SECONDS": "60"}))
+    try:
+        cache.set("record", {"a": 1})
+        server.kill()
+        assert _on_a_loop(lambda: cache.get_decoded_async("record", json.loads)) is None
+        assert cache.mode == "memory"
+        stats = cache.stats()
+        assert (stats["errors"]["process"], stats["fallback_activations"]["process"]) == (1, 1)
+        # The breaker is open: the loop no longer tries Redis at all.
+        assert _on_a_loop(lambda: cache.get_decoded_async("record", json.loads)) is None
+        assert cache.stats()["errors"]["process"] == 1
+    finally:
+        cache.close()
+
+
+@pytest.mark.redis
+def test_reads_awaiting_on_the_loop_share_a_bounded_number_of_connections(
+    server: RedisServer,
+) -> None:
+    """Nothing else bounds how many reads await Redis on the loop at once."""
+    from shared import cache as cache_module
+
+    cache = Cache(cache_settings(server.url))
+    admin = redis.Redis.from_url(server.url)
+    try:
+        cache.set("record", {"a": 1})
+
+        async def many() -> list[Any]:
+            reads = [cache.get_decoded_async("record", json.loads) for _ in range(200)]
+            return list(await asyncio.gather(*reads))
+
+        assert _on_a_loop(many) == [{"a": 1}] * 200
+        clients = admin.client_list()
+        # This admin connection, the cache's thread-side one, and the loop's bounded pool.
+        assert len(clients) <= 2 + cache_module._LOOP_CONNECTIONS, len(clients)
+        assert cache.mode == "redis"
+    finally:
+        admin.close()
+        cache.close()
