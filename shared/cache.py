@@ -71,23 +71,33 @@ _UNLINK_BATCH = 500
 
 def redis_options(settings: Settings, *, asyncio: bool = False) -> dict[str, Any]:
     """Client options for ``Redis(...)`` and ``Redis.from_url(...)`` alike (``asyncio``: for
-    ``redis.asyncio``'s, whose retry policy is a class of its own).
+    ``redis.asyncio``'s).
 
     redis-py 8.1's defaults differ by path: ``Redis(...)`` retries 10 times with backoff (seconds
     per call against a refused port), ``from_url`` builds a pool whose connections do not retry,
     and both wait 5 s on a socket. A cache must fail fast instead, so everything is explicit.
+
+    The asyncio client retries a connection error once, at once, never a timeout: its pool does
+    not notice that the server closed a pooled connection (a Redis restart or failover) until a
+    command fails on it, where the sync pool reconnects when it hands the connection out; without
+    the retry, the first read on the loop after every restart would open the breaker.
     """
     from redis.backoff import NoBackoff
 
+    retry: object
     if asyncio:
         from redis.asyncio.retry import Retry
-    else:
-        from redis.retry import Retry  # type: ignore[assignment]
+        from redis.exceptions import ConnectionError
 
+        retry = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+    else:
+        from redis.retry import Retry as SyncRetry
+
+        retry = SyncRetry(NoBackoff(), 0)
     return {
         "socket_timeout": settings.cache_socket_timeout_ms / 1000,
         "socket_connect_timeout": settings.cache_connect_timeout_ms / 1000,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": retry,
         "retry_on_error": [],
         "health_check_interval": 0,
         "decode_responses": False,

@@ -664,3 +664,23 @@ def test_reads_awaiting_on_the_loop_share_a_bounded_number_of_connections(
     finally:
         admin.close()
         cache.close()
+
+
+@pytest.mark.redis
+def test_a_redis_restart_does_not_open_the_breaker_on_the_loop(server: RedisServer) -> None:
+    """The loop's pooled connection is dead after a restart: the read retries it once on a new
+    connection, as the threads' pool reconnects on checkout, instead of counting a failure."""
+    cache = Cache(cache_settings(server.url, {"CACHE_PROBE_INTERVAL_SECONDS": "60"}))
+    loop = asyncio.new_event_loop()  # one loop throughout, as the worker's
+    try:
+        cache.set("record", {"a": 1})
+        assert loop.run_until_complete(cache.get_decoded_async("record", json.loads)) == {"a": 1}
+        server.stop()
+        server.start()  # empty, on the same port
+        cache.set("record", {"a": 2})  # the threads' client reconnects by itself
+        assert loop.run_until_complete(cache.get_decoded_async("record", json.loads)) == {"a": 2}
+        assert cache.mode == "redis"
+        assert cache.stats()["errors"]["process"] == 0
+    finally:
+        loop.close()
+        cache.close()
