@@ -144,7 +144,7 @@ class Cache:
         # (tests) there is none, and those reads report Redis unavailable.
         self._loop_redis: LoopRedis | None = None
         if client is None and self._redis is not None:
-            self._loop_redis = LoopRedis(lambda: _connect_async(settings))
+            self._loop_redis = LoopRedis(lambda: _connect_async(settings), _LOOP_CONNECTIONS)
         self._errors: tuple[type[Exception], ...] = ()
         self._prober: threading.Thread | None = None
         if self._redis is not None:
@@ -515,17 +515,22 @@ class Cache:
             # would never be replayed.
 
     async def _loop_call(self, remote: Callable[[AsyncRedis], Awaitable[Any]]) -> Any:
-        """``await remote(client)`` on this loop's client while the breaker is closed, else
-        ``_MISSING``; a failure opens the breaker, as on a thread."""
+        """``await remote(client)`` on this loop's client while the breaker is closed and one
+        of its connections is free, else ``_MISSING``; a failure opens the breaker, as on a
+        thread."""
         generation = self._generation
         if self._loop_redis is None or self._open:
             return _MISSING
-        try:
-            return await remote(self._loop_redis.client())
-        except self._errors as exc:
-            self._count("errors")
-            self._trip(generation, exc)
+        client, free = self._loop_redis.client()
+        if free.locked():  # every connection awaits Redis already: a thread reads instead
             return _MISSING
+        async with free:
+            try:
+                return await remote(client)
+            except self._errors as exc:
+                self._count("errors")
+                self._trip(generation, exc)
+                return _MISSING
 
     def _trip(self, generation: int, exc: Exception) -> None:
         # Every Redis error opens the breaker, not just connection errors and timeouts: a Redis
@@ -832,8 +837,8 @@ def _connect(settings: Settings) -> Redis | None:
 
 
 # Each cached read awaiting Redis on the event loop holds a connection, and nothing else bounds
-# how many await at once (a thread pool bounds the sync client): past this, a read waits for a
-# free connection for the socket timeout, then counts as a Redis failure.
+# how many await at once (a thread pool bounds the sync client): past this, a read does not
+# wait for a connection but goes to a thread (shared.loop_redis).
 _LOOP_CONNECTIONS = 16
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pickle
@@ -656,7 +657,10 @@ def test_reads_awaiting_on_the_loop_share_a_bounded_number_of_connections(
             reads = [cache.get_decoded_async("record", json.loads) for _ in range(200)]
             return list(await asyncio.gather(*reads))
 
-        assert _on_a_loop(many) == [{"a": 1}] * 200
+        answers = _on_a_loop(many)
+        # Past the bound a read is left to a thread (None), never waiting for a connection.
+        assert answers.count({"a": 1}) >= cache_module._LOOP_CONNECTIONS, answers
+        assert set(map(json.dumps, answers)) <= {json.dumps({"a": 1}), "null"}
         clients = admin.client_list()
         # This admin connection, the cache's thread-side one, and the loop's bounded pool.
         assert len(clients) <= 2 + cache_module._LOOP_CONNECTIONS, len(clients)
@@ -684,3 +688,111 @@ def test_a_redis_restart_does_not_open_the_breaker_on_the_loop(server: RedisServ
     finally:
         loop.close()
         cache.close()
+
+
+@pytest.mark.redis
+def test_a_connection_the_server_closed_is_no_failure_on_the_loop() -> None:
+    """Redis closes idle connections (Azure Cache for Redis after 10 minutes; a restart or a
+    failover closes them all): the loop's next read reconnects, as a thread's does, instead of
+    opening the breaker for every thread (and, after a restart, once per pooled connection)."""
+    with RedisServer(["timeout 1"]) as server:
+        cache = Cache(cache_settings(server.url, {"CACHE_PROBE_INTERVAL_SECONDS": "60"}))
+        try:
+            cache.set("record", {"a": 1})
+
+            async def idle_then_read() -> list[Any]:
+                reads = [cache.get_decoded_async("record", json.loads) for _ in range(4)]
+                first = list(await asyncio.gather(*reads))  # four pooled connections
+                await asyncio.sleep(2.5)  # the server closes them, idle past its timeout
+                reads = [cache.get_decoded_async("record", json.loads) for _ in range(4)]
+                return first + list(await asyncio.gather(*reads))
+
+            assert _on_a_loop(idle_then_read) == [{"a": 1}] * 8
+            assert cache.get("record") == {"a": 1}  # so does a thread's
+            stats = cache.stats()
+            assert (stats["errors"]["process"], stats["fallback_activations"]["process"]) == (0, 0)
+            assert cache.mode == "redis"
+        finally:
+            cache.close()
+
+
+class _SlowProxy:
+    """A TCP proxy to ``port`` that holds each answer ``delay`` seconds, on a thread's loop."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.port = free_port()
+        self._target, self._delay = port, delay
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        assert ready.wait(5)
+
+    def _run(self, ready: threading.Event) -> None:
+        async def pipe(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+        ) -> None:
+            try:
+                while data := await reader.read(65536):
+                    await asyncio.sleep(delay)
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self._target
+            )
+            await asyncio.gather(
+                pipe(reader, upstream_writer, 0), pipe(upstream_reader, writer, self._delay)
+            )
+
+        async def serve() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        self._task = self._loop.create_task(serve())
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(5)
+
+
+@pytest.mark.redis
+def test_more_reads_awaiting_than_the_loop_has_connections_open_no_breaker(
+    server: RedisServer,
+) -> None:
+    """Redis answers every command well within the socket timeout, but 200 reads await at once:
+    those that find every loop connection taken go to a thread, and Redis has not failed."""
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    proxy = _SlowProxy(port, delay=0.06)  # 60 ms of the 250 ms socket timeout
+    cache = Cache(
+        cache_settings(f"redis://127.0.0.1:{proxy.port}/0", {"CACHE_PROBE_INTERVAL_SECONDS": "60"})
+    )
+    try:
+        cache.set("record", {"a": 1})
+
+        async def many() -> list[Any]:
+            reads = [cache.get_decoded_async("record", json.loads) for _ in range(200)]
+            return list(await asyncio.gather(*reads))
+
+        answers = _on_a_loop(many)
+        assert answers.count({"a": 1}) >= 16, answers  # the rest: None, for a thread to read
+        stats = cache.stats()
+        assert (stats["errors"]["process"], stats["fallback_activations"]["process"]) == (0, 0)
+        assert cache.mode == "redis"
+    finally:
+        cache.close()
+        proxy.close()
