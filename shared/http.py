@@ -614,11 +614,27 @@ async def _invoke_cached(
         response = await _from_cache(spec, cached, req)
         if response is None:
             # The context goes along: the invocation id of the log records, the span, the deadline.
-            answer = functools.partial(contextvars.copy_context().run, _answer, spec, handler, req)
+            answer = functools.partial(
+                contextvars.copy_context().run, _answer_on_thread, spec, handler, req, context
+            )
             response = await asyncio.get_running_loop().run_in_executor(_request_threads(), answer)
         _apply_cors(response, raw.headers.get("origin"), settings)
         record(response.status_code)
         return response
+
+
+def _answer_on_thread(
+    spec: RouteSpec, handler: Handler, req: ApiRequest, context: func.Context
+) -> func.HttpResponse:
+    """``_answer`` with the invocation id in ``context.thread_local_storage`` meanwhile, as the
+    worker's run_sync_func sets it on its threads: the worker files the log records of a thread
+    by it."""
+    local: Any = context.thread_local_storage  # typed as the class; the worker passes one
+    local.invocation_id = context.invocation_id
+    try:
+        return _answer(spec, handler, req)
+    finally:
+        local.invocation_id = None
 
 
 async def _from_cache(

@@ -294,3 +294,42 @@ def test_a_redis_failure_on_the_loop_opens_the_breaker_and_the_handler_answers(
             cache.reset_cache()
             config.get_settings.cache_clear()
             db.dispose_engine()
+
+
+@pytest.mark.parametrize("app", ["memory"], indirect=True)
+def test_the_handler_on_a_request_thread_logs_under_its_invocation(app: InProcess) -> None:
+    """The worker correlates a sync function's log records with its invocation through
+    ``context.thread_local_storage`` (run_sync_func sets it on the thread that runs the
+    function): the handler of a cached route runs on a thread of its own, which must carry it
+    too, or the host files its records under no invocation."""
+    import logging
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+    context = invocation_context(ME[0])
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            local = context.thread_local_storage
+            seen.append((threading.current_thread().name, getattr(local, "invocation_id", None)))
+
+    capture = Capture(logging.INFO)
+    logger = logging.getLogger("shared.auth")
+    logger.addHandler(capture)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        request = func.HttpRequest(
+            "GET",
+            "http://localhost" + ME[1],
+            headers={"authorization": "Bearer not-a-token"},
+            body=b"",
+        )
+        response = call(app.functions[ME[0]], request, context)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(previous)
+    assert response.status_code == 403
+    assert seen and seen[0][0].startswith("stratus-request"), seen
+    assert seen == [(seen[0][0], context.invocation_id)]
+    assert getattr(context.thread_local_storage, "invocation_id", None) is None  # not left set
