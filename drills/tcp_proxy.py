@@ -3,7 +3,8 @@
 ``freeze()`` stops moving bytes in both directions while keeping every connection open, as a
 hung server does (new connections are accepted and then hear nothing); ``thaw()`` resumes.
 ``down()`` resets every connection and stops listening (connection refused); ``up()`` listens
-again on the same port. The real server behind it is never touched. Either side may be a Unix
+again on the same port. ``reply_delay`` holds every chunk the server sends that long, as a slow
+server or a distant one does. The real server behind it is never touched. Either side may be a Unix
 socket instead: ``listen_path`` to listen on one, a ``target_host`` that is a path (as in libpq)
 to reach one, which lets a proxy cross into another network namespace.
 """
@@ -16,6 +17,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 from drills.process import free_port
@@ -32,8 +34,10 @@ class TcpProxy:
         *,
         listen_host: str = "127.0.0.1",
         listen_path: str | None = None,
+        reply_delay: float = 0.0,
     ) -> None:
         self.target = (target_host, target_port)
+        self.reply_delay = reply_delay
         self.listen_host = listen_host
         self.listen_path = listen_path
         self.port = 0 if listen_path else port or free_port()
@@ -163,6 +167,8 @@ class TcpProxy:
                         continue
                     if not data:
                         return
+                    if source is upstream and self.reply_delay:
+                        time.sleep(self.reply_delay)
                     peers[source].setblocking(True)
                     peers[source].sendall(data)
                     peers[source].setblocking(False)
