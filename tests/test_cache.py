@@ -641,6 +641,16 @@ def test_a_failure_on_the_loop_opens_the_breaker_for_every_thread(server: RedisS
         cache.close()
 
 
+def _reads_at_once(cache: Cache, count: int) -> list[Any]:
+    """``count`` reads of "record" awaiting Redis on one loop at the same time."""
+
+    async def reads() -> list[Any]:
+        pending = [cache.get_decoded_async("record", json.loads) for _ in range(count)]
+        return list(await asyncio.gather(*pending))
+
+    return _on_a_loop(reads)
+
+
 @pytest.mark.redis
 def test_reads_awaiting_on_the_loop_share_a_bounded_number_of_connections(
     server: RedisServer,
@@ -652,12 +662,7 @@ def test_reads_awaiting_on_the_loop_share_a_bounded_number_of_connections(
     admin = redis.Redis.from_url(server.url)
     try:
         cache.set("record", {"a": 1})
-
-        async def many() -> list[Any]:
-            reads = [cache.get_decoded_async("record", json.loads) for _ in range(200)]
-            return list(await asyncio.gather(*reads))
-
-        answers = _on_a_loop(many)
+        answers = _reads_at_once(cache, 200)
         # Past the bound a read is left to a thread (None), never waiting for a connection.
         assert answers.count({"a": 1}) >= cache_module._LOOP_CONNECTIONS, answers
         assert set(map(json.dumps, answers)) <= {json.dumps({"a": 1}), "null"}
@@ -722,6 +727,8 @@ def test_more_reads_awaiting_than_the_loop_has_connections_open_no_breaker(
 ) -> None:
     """Redis answers every command well within the socket timeout, but 200 reads await at once:
     those that find every loop connection taken go to a thread, and Redis has not failed."""
+    from shared import cache as cache_module
+
     # Every answer 60 ms late, of the 250 ms socket timeout.
     proxy = TcpProxy("127.0.0.1", server.port, reply_delay=0.06).start()
     cache = Cache(
@@ -729,13 +736,8 @@ def test_more_reads_awaiting_than_the_loop_has_connections_open_no_breaker(
     )
     try:
         cache.set("record", {"a": 1})
-
-        async def many() -> list[Any]:
-            reads = [cache.get_decoded_async("record", json.loads) for _ in range(200)]
-            return list(await asyncio.gather(*reads))
-
-        answers = _on_a_loop(many)
-        assert answers.count({"a": 1}) >= 16, answers
+        answers = _reads_at_once(cache, 200)
+        assert answers.count({"a": 1}) >= cache_module._LOOP_CONNECTIONS, answers
         assert None in answers  # the rest did not wait for a connection: a thread reads them
         stats = cache.stats()
         assert (stats["errors"]["process"], stats["fallback_activations"]["process"]) == (0, 0)
