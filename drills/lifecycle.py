@@ -36,7 +36,7 @@ class Started:
         self.close()
 
 
-class InBackground:
+class InBackground(Started):
     """``with`` runs ``run()`` on a daemon thread while the block lasts; ``run`` loops until
     ``stopping`` is set, and the exit waits ``join_seconds`` at most for its last round."""
 
@@ -49,15 +49,10 @@ class InBackground:
     def run(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stopping.set()
-        self._thread.join(self.join_seconds)
+        if self._thread.ident is not None:  # started
+            self._thread.join(self.join_seconds)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
-from typing import Self
+
+from drills.lifecycle import Started
 
 
-class Workers:
-    """Subclasses implement ``work(index)`` and check ``stopping`` between calls."""
+class Workers(Started):
+    """Subclasses implement ``work(index)`` and check ``stopping`` between calls; ``with`` starts
+    the threads and stops them at the end."""
 
     def __init__(self, threads: int, join_timeout: float) -> None:
         self.threads = threads
@@ -24,19 +25,13 @@ class Workers:
     def work(self, index: int) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
         for index in range(self.threads):
             worker = threading.Thread(target=self.work, args=(index,), daemon=True)
             self._workers.append(worker)
             worker.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
     def stop(self) -> None:

@@ -16,9 +16,8 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from drills.lifecycle import Started
 from tests.support.services import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +26,7 @@ _STARTED = re.compile(r"Host started on (http://\S+)")
 _POLL_SECONDS = 0.05
 
 
-class DevhostProcess:
+class DevhostProcess(Started):
     """``python -m devhost`` in a child process, started on entry and stopped on exit.
 
     ``settings_file`` defaults to a path that does not exist, so a developer's own
@@ -57,22 +56,6 @@ class DevhostProcess:
         self._log_path: Path | None = None
         self._final_output: str | None = None
         self.url = ""
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self._cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._cleanup()
 
     @property
     def pid(self) -> int:
@@ -146,7 +129,7 @@ class DevhostProcess:
                 process.wait(timeout)
         return process.returncode
 
-    def _cleanup(self) -> None:
+    def close(self) -> None:
         """Stop the process, keep its output in memory and delete the log file."""
         if self._process is not None:
             self.stop()
