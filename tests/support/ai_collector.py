@@ -9,12 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.support.loopback_http import LoopbackHttpServer
 
-class IngestionEndpoint:
+
+class IngestionEndpoint(LoopbackHttpServer):
     def __init__(self) -> None:
         self.envelopes: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -45,26 +46,12 @@ class IngestionEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/"
         self.connection_string = (
             "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
             f"IngestionEndpoint={self.url};LiveEndpoint={self.url}"
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> IngestionEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def of_type(self, base_type: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -10,16 +10,17 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests.support.loopback_http import LoopbackHttpServer
 
-class Tenant:
+
+class Tenant(LoopbackHttpServer):
     def __init__(self) -> None:
         self.tenant_id = str(uuid.uuid4())
         self.client_id = str(uuid.uuid4())
@@ -51,23 +52,12 @@ class Tenant:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.authority = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.authority = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Tenant:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._released.set()
-        self._server.shutdown()
-        self._server.server_close()
+    def close(self) -> None:
+        self._released.set()  # a hung key request ends, or shutdown would wait for it
+        super().close()
 
     def hang(self) -> None:
         self._released.clear()

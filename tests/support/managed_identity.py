@@ -7,15 +7,15 @@ app's passwordless paths run their production code up to, and including, the tok
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
+
+from tests.support.loopback_http import LoopbackHttpServer
 
 
 def access_token(audience: str, object_id: str, lifetime: int = 3600) -> str:
@@ -25,7 +25,7 @@ def access_token(audience: str, object_id: str, lifetime: int = 3600) -> str:
     return jwt.encode(claims, "not-a-real-signing-key-" + "x" * 32, algorithm="HS256")
 
 
-class ManagedIdentityEndpoint:
+class ManagedIdentityEndpoint(LoopbackHttpServer):
     def __init__(self, tokens: dict[str, str]) -> None:
         """``tokens`` maps a resource (scope without ``/.default``) to the token to hand out."""
         self.tokens = tokens
@@ -59,26 +59,12 @@ class ManagedIdentityEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def env(self) -> dict[str, str]:
-        port = self._server.server_address[1]
+        port = self.port
         return {
             "IDENTITY_ENDPOINT": f"http://127.0.0.1:{port}/msi/token",
             "IDENTITY_HEADER": self.secret,
         }
-
-    def __enter__(self) -> ManagedIdentityEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
